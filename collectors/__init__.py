@@ -1,0 +1,1 @@
+"""Collectors read one device and return a reading; they keep no state between polls."""

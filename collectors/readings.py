@@ -1,0 +1,88 @@
+"""What collectors return: plain, immutable snapshots of one poll of one device.
+
+Collectors fill these in and raise `PollError` when the device could not be read; the checks in
+`agent/` turn them into judgements (rates, on-battery, ...) and keep state between polls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class PollError(Exception):
+    """A device could not be read. `reason` is a short label for metrics, `str()` a one-line hint.
+
+    Reasons: timeout, refused, unreachable, auth, exception_<N> (Modbus exception code), decode,
+    protocol, config, error. The message never contains a secret (community, key, password).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceSample:
+    """One IF-MIB row. Counters are raw device values (they wrap); None where the device has none."""
+
+    index: int
+    name: str  # ifName, else ifDescr, else "if<index>"
+    descr: str
+    alias: str
+    oper_up: bool | None
+    admin_up: bool | None
+    speed_bps: float | None  # ifHighSpeed * 1e6, else ifSpeed
+    in_octets: int | None
+    out_octets: int | None
+    counter_bits: int  # 64 for ifHC*Octets, 32 for ifIn/OutOctets
+    in_errors: int | None = None
+    out_errors: int | None = None
+    in_discards: int | None = None
+    out_discards: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpReading:
+    """System group and interface table of one router or switch."""
+
+    sys_name: str
+    sys_descr: str
+    sys_object_id: str
+    sys_uptime_ticks: int  # hundredths of a second since the SNMP agent (re)started
+    interfaces: tuple[InterfaceSample, ...]
+    requests: int = 0  # SNMP request PDUs sent for this poll
+    varbinds: int = 0  # varbinds received for this poll
+
+
+@dataclass(frozen=True, slots=True)
+class UpsReading:
+    """One UPS, in NUT's vocabulary (RFC 9271 names and units: percent, seconds, volts, ...).
+
+    values: {"battery.charge": 87.0, "battery.runtime": 2400.0, "input.voltage": 229.5, ...}
+    info:   {"device.model": "Smart-UPS 1500", "device.serial": "...", "ups.firmware": "..."}
+    flags:  NUT status tokens that are set now ({"OL"}, {"OB", "LB"}, ...)
+    known_flags: tokens this device can report at all, so an unset flag exports 0, not nothing.
+    invalid: field names dropped this poll ("not available" sentinel or implausible value).
+    """
+
+    values: Mapping[str, float]
+    info: Mapping[str, str]
+    flags: frozenset[str]
+    known_flags: frozenset[str]
+    invalid: tuple[str, ...] = ()
+    requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HostReading:
+    """The agent's own box (psutil)."""
+
+    cpu_seconds: Mapping[str, float]  # by mode: user, system, idle, iowait, ...
+    cpu_count: int
+    load1: float
+    memory_total_bytes: float
+    memory_available_bytes: float
+    boot_time_seconds: float
+    filesystems: Mapping[str, tuple[float, float]]  # mountpoint -> (size, available) bytes
+    network: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # nic -> (rx, tx)
