@@ -1,0 +1,211 @@
+"""Register words -> NUT values: pure functions, no I/O.
+
+Byte orders name where the bytes of a 32-bit value ABCD (A most significant) arrive on the wire:
+ABCD big-endian, MSW first (APC, SunSpec); CDAB word-swapped (Deye); BADC byte-swapped inside
+each word; DCBA fully reversed. A 16-bit value only sees the byte swap (BADC, DCBA). We decode
+with our own code because pymodbus's converters changed across 3.x and reverse whole register
+lists for word_order="little" (pymodbus issue #2675).
+
+`DecodePlan` is built once per profile; decoding an image is then a walk over prepared decoders:
+
+    plan = DecodePlan(load_profile("apc-smart-ups"))
+    plan.decode({("holding", 130): 44544, ...})  # -> UpsReading(values={"battery.charge": 87.0})
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from collectors.modbus.profile import Bitfield, ByteOrder, FieldSpec, ModbusProfile
+from collectors.readings import UpsReading
+
+# (register table, address) -> 16-bit word; the collector fills it from whole block reads.
+RegisterImage = Mapping[tuple[str, int], int]
+
+EPOCH = dt.date(2000, 1, 1)  # APC dates count days from here (AN176; NUT apc_modbus.c)
+
+# "Not available" raw bits when a profile gives none: SunSpec/Socomec/APC conventions.
+DEFAULT_NOT_AVAILABLE: dict[str, tuple[int, ...]] = {
+    "u16": (0xFFFF,),
+    "s16": (0x7FFF, 0x8000),
+    "u32": (0xFFFFFFFF,),
+    "s32": (0x7FFFFFFF, 0x80000000),
+    "f32": (),  # NaN is always "not available"; see _to_f32
+    "date": (0xFFFF,),
+    "string": (),
+}
+
+
+def words_to_raw(words: Sequence[int], byte_order: ByteOrder) -> int:
+    """Unsigned integer from register words, undoing the wire byte order."""
+    data = b"".join(word.to_bytes(2, "big") for word in words)
+    return int.from_bytes(_reorder(data, byte_order), "big")
+
+
+def raw_to_words(raw: int, width: int, byte_order: ByteOrder) -> list[int]:
+    """Inverse of words_to_raw: `width` register words for an unsigned integer."""
+    data = _reorder(raw.to_bytes(2 * width, "big"), byte_order)
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def _reorder(data: bytes, byte_order: ByteOrder) -> bytes:
+    # Both swaps are their own inverse and commute, so this maps wire <-> ABCD both ways.
+    if byte_order in ("BADC", "DCBA"):
+        data = b"".join(data[i : i + 2][::-1] for i in range(0, len(data), 2))
+    if byte_order in ("CDAB", "DCBA"):
+        data = b"".join(data[i : i + 2] for i in range(len(data) - 2, -1, -2))
+    return data
+
+
+def _to_unsigned(raw: int, bits: int) -> float:
+    return float(raw)
+
+
+def _to_signed(raw: int, bits: int) -> float:
+    return float(raw - (1 << bits) if raw >> (bits - 1) else raw)
+
+
+def _to_f32(raw: int, bits: int) -> float:
+    return struct.unpack(">f", raw.to_bytes(4, "big"))[0]
+
+
+TO_NUMBER: dict[str, Callable[[int, int], float]] = {
+    "u16": _to_unsigned,
+    "u32": _to_unsigned,
+    "s16": _to_signed,
+    "s32": _to_signed,
+    "f32": _to_f32,
+}
+
+
+def decode_number(words: Sequence[int], type_: str, byte_order: ByteOrder) -> float:
+    """Unscaled number of a numeric type (u16, s16, u32, s32, f32) from its words."""
+    return TO_NUMBER[type_](words_to_raw(words, byte_order), 16 * len(words))
+
+
+def decode_string(words: Sequence[int], byte_order: ByteOrder = "ABCD") -> str:
+    """Two characters per register, MSB first unless byte-swapped; NUL/space padding removed.
+
+    Only the byte swap of BADC/DCBA applies: a string has no word order (Socomec sends LSB first).
+    """
+    data = b"".join(word.to_bytes(2, "big") for word in words)
+    if byte_order in ("BADC", "DCBA"):
+        data = _reorder(data, "BADC")
+    # Devices pad with NULs or spaces at either end; non-printables would break labels.
+    text = "".join(chr(b) if 0x20 <= b < 0x7F else " " for b in data.strip(b"\x00 "))
+    return text.strip()
+
+
+def decode_date(days: int) -> str:
+    """Days since 2000-01-01 -> ISO date."""
+    return (EPOCH + dt.timedelta(days=days)).isoformat()
+
+
+def multiplier(spec: FieldSpec) -> float:
+    """Factor from raw integer to the field's unit: decimal scale or APC binary point."""
+    if spec.binary_point is not None:
+        return 1.0 / (1 << spec.binary_point)
+    return 1.0 if spec.scale is None else spec.scale
+
+
+def not_available(spec: FieldSpec) -> tuple[int, ...]:
+    return DEFAULT_NOT_AVAILABLE[spec.type] if spec.not_available is None else spec.not_available
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDecoder:
+    """One field, ready to cut from an image.
+
+    `convert` gives a float (values), a str (info), or None (n/a or implausible).
+    """
+
+    name: str
+    keys: tuple[tuple[str, int], ...]
+    convert: Callable[[Sequence[int]], float | str | None]
+
+
+def compile_field(spec: FieldSpec, default_order: ByteOrder = "ABCD") -> FieldDecoder:
+    """Choose the decoder for one field once, at profile load."""
+    order = spec.byte_order or default_order
+    keys = tuple((spec.table, spec.address + i) for i in range(spec.width))
+    sentinels = frozenset(not_available(spec))
+
+    if spec.type == "string":
+
+        def convert_string(words: Sequence[int]) -> str | None:
+            return decode_string(words, order) or None
+
+        return FieldDecoder(spec.name, keys, convert_string)
+
+    if spec.type == "date":
+
+        def convert_date(words: Sequence[int]) -> str | None:
+            raw = words_to_raw(words, order)
+            return None if raw in sentinels else decode_date(raw)
+
+        return FieldDecoder(spec.name, keys, convert_date)
+
+    to_number = TO_NUMBER[spec.type]
+    bits = 16 * spec.width
+    factor, offset = multiplier(spec), spec.offset
+    low, high = spec.valid if spec.valid is not None else (-math.inf, math.inf)
+
+    def convert_number(words: Sequence[int]) -> float | None:
+        raw = words_to_raw(words, order)
+        if raw in sentinels:
+            return None
+        value = to_number(raw, bits)
+        if math.isnan(value):
+            return None
+        value = value * factor + offset
+        return value if low <= value <= high else None
+
+    return FieldDecoder(spec.name, keys, convert_number)
+
+
+def decode_flags(bitfield: Bitfield, words: Sequence[int], default_order: ByteOrder) -> set[str]:
+    """NUT status tokens whose bits are set."""
+    raw = words_to_raw(words, bitfield.byte_order or default_order)
+    return {token for bit, token in bitfield.bits.items() if raw >> bit & 1}
+
+
+class DecodePlan:
+    """A profile turned into prepared decoders: image in, UpsReading out."""
+
+    def __init__(self, profile: ModbusProfile) -> None:
+        self.profile = profile
+        self.fields = tuple(compile_field(spec, profile.byte_order) for spec in profile.fields)
+        self.bitfields = tuple(
+            (tuple((bf.table, bf.address + i) for i in range(bf.width)), bf)
+            for bf in profile.bitfields
+        )
+        self.known_flags = profile.known_flags
+
+    def decode(self, image: RegisterImage, requests: int = 0) -> UpsReading:
+        values: dict[str, float] = {}
+        info: dict[str, str] = dict(self.profile.info)
+        invalid: list[str] = []
+        for field in self.fields:
+            result = field.convert([image[key] for key in field.keys])
+            if result is None:
+                invalid.append(field.name)
+            elif isinstance(result, str):
+                info[field.name] = result
+            else:
+                values[field.name] = result
+        flags: set[str] = set()
+        for keys, bitfield in self.bitfields:
+            words = [image[key] for key in keys]
+            flags |= decode_flags(bitfield, words, self.profile.byte_order)
+        return UpsReading(
+            values=values,
+            info=info,
+            flags=frozenset(flags),
+            known_flags=self.known_flags,
+            invalid=tuple(invalid),
+            requests=requests,
+        )

@@ -1,0 +1,258 @@
+"""Modbus UPS profiles: register maps as YAML data, validated into frozen models at load.
+
+A profile names the register blocks to read (whole documented blocks: APC answers "illegal data
+address" when a read crosses a gap) and where each NUT variable and status bit lives inside them::
+
+    profile: apc-smart-ups
+    byte_order: ABCD                  # default word/byte order of 32-bit values
+    info: {device.mfr: APC}           # constants copied into every reading
+    blocks:
+      - {name: dynamic, register: holding, address: 128, count: 44}
+    fields:
+      - {name: battery.charge, address: 130, type: u16, binary_point: 9, valid: [0, 100]}
+    bitfields:
+      - {address: 0, type: u32, bits: {1: OL, 2: OB}}
+
+Addresses are 0-based PDU addresses (what goes on the wire), never Modicon 4xxxx numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Register = Literal["holding", "input"]
+ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+FieldType = Literal["u16", "s16", "u32", "s32", "f32", "string", "date"]
+
+# NUT ups.status vocabulary (docs/new-drivers.txt) plus TEST and ECO, which newer drivers set.
+StatusToken = Literal[
+    "OL", "OB", "LB", "HB", "RB", "CHRG", "DISCHRG", "BYPASS", "CAL", "OFF", "OVER", "TRIM",
+    "BOOST", "FSD", "TEST", "ALARM", "ECO",
+]  # fmt: skip
+
+# Registers per value; strings say their own length.
+WIDTH: dict[str, int] = {"u16": 1, "s16": 1, "date": 1, "u32": 2, "s32": 2, "f32": 2}
+NUMERIC_TYPES = frozenset({"u16", "s16", "u32", "s32", "f32"})
+MAX_READ = 125  # registers per FC03/FC04 request (Modbus application protocol, 6.3)
+
+_NAME = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)+$")  # NUT variable names: battery.charge
+_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_LEADING_KEY = re.compile(r"^([a-z_]+): ")
+
+
+class ProfileError(ValueError):
+    """A profile is missing or invalid; the message names the file and the offending key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Block(_Model):
+    """One read request: `count` registers from `address` with FC03 (holding) or FC04 (input)."""
+
+    name: str
+    # YAML key "register"; the attribute is `table` because pydantic models own `register`.
+    table: Register = Field(default="holding", alias="register")
+    address: int = Field(ge=0, le=0xFFFF)
+    count: int = Field(ge=1, le=MAX_READ)
+
+    @property
+    def end(self) -> int:
+        return self.address + self.count
+
+    @model_validator(mode="after")
+    def _fits_address_space(self) -> Block:
+        if self.end > 0x10000:
+            raise ValueError(f"block {self.name!r} runs past register 65535")
+        return self
+
+
+class FieldSpec(_Model):
+    """One NUT variable: numbers go to UpsReading.values, strings and dates to .info."""
+
+    name: str = Field(pattern=_NAME.pattern)
+    table: Register = Field(default="holding", alias="register")
+    address: int = Field(ge=0, le=0xFFFF)
+    type: FieldType
+    length: int | None = Field(default=None, ge=1, le=MAX_READ)  # strings only, in registers
+    byte_order: ByteOrder | None = None  # None: the profile's byte_order
+    scale: float | None = None  # decimal multiplier: 0.1 turns 2301 into 230.1
+    binary_point: int | None = Field(default=None, ge=0, le=31)  # APC: raw / 2**binary_point
+    offset: float = 0.0  # added after scaling (Deye temperatures are stored +100)
+    not_available: tuple[int, ...] | None = None  # raw register bits; None: per-type default
+    valid: tuple[float, float] | None = None  # plausible [min, max] in the final unit
+
+    @property
+    def width(self) -> int:
+        return self.length if self.type == "string" and self.length else WIDTH[self.type]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSpec:
+        if self.type == "string" and self.length is None:
+            raise ValueError("length: a string needs its length in registers")
+        if self.type != "string" and self.length is not None:
+            raise ValueError(f"length: only strings have a length, not {self.type}")
+        if self.scale is not None and self.binary_point is not None:
+            raise ValueError("scale: give scale or binary_point, not both")
+        if self.scale == 0:
+            raise ValueError("scale: must not be 0")
+        numeric_only = {
+            "scale": self.scale is not None,
+            "binary_point": self.binary_point is not None,
+            "offset": self.offset != 0.0,
+            "valid": self.valid is not None,
+        }
+        for key, given in numeric_only.items():
+            if given and self.type not in NUMERIC_TYPES:
+                raise ValueError(f"{key}: only numeric fields take {key}, not {self.type}")
+        if self.valid is not None and self.valid[0] > self.valid[1]:
+            raise ValueError(f"valid: min {self.valid[0]} is above max {self.valid[1]}")
+        if self.not_available is not None:
+            limit = 1 << (16 * self.width)
+            for raw in self.not_available:
+                if not 0 <= raw < limit:
+                    raise ValueError(f"not_available: {raw} does not fit in {self.type}")
+        if self.address + self.width > 0x10000:
+            raise ValueError("address: value runs past register 65535")
+        return self
+
+
+class Bitfield(_Model):
+    """A status register whose bits map to NUT status tokens; bit 0 is the least significant."""
+
+    table: Register = Field(default="holding", alias="register")
+    address: int = Field(ge=0, le=0xFFFF)
+    type: Literal["u16", "u32"] = "u16"
+    byte_order: ByteOrder | None = None
+    bits: dict[int, StatusToken] = Field(min_length=1)
+
+    @property
+    def width(self) -> int:
+        return WIDTH[self.type]
+
+    @model_validator(mode="after")
+    def _bits_fit(self) -> Bitfield:
+        for bit in self.bits:
+            if not 0 <= bit < 16 * self.width:
+                raise ValueError(f"bits: bit {bit} does not exist in a {self.type}")
+        return self
+
+
+class ModbusProfile(_Model):
+    """A whole device map. Validation guarantees every value can be cut out of a read block."""
+
+    profile: str
+    description: str = ""
+    byte_order: ByteOrder = "ABCD"
+    info: dict[str, str] = Field(default_factory=dict)
+    blocks: tuple[Block, ...] = Field(min_length=1)
+    fields: tuple[FieldSpec, ...] = ()
+    bitfields: tuple[Bitfield, ...] = ()
+
+    @property
+    def known_flags(self) -> frozenset[str]:
+        return frozenset(token for bf in self.bitfields for token in bf.bits.values())
+
+    def block_for(self, table: str, address: int, width: int) -> Block | None:
+        """The block that holds registers [address, address + width), if any."""
+        for block in self.blocks:
+            if block.table == table and block.address <= address <= block.end - width:
+                return block
+        return None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ModbusProfile:
+        ordered = sorted(self.blocks, key=lambda b: (b.table, b.address))
+        for prev, block in itertools.pairwise(ordered):
+            if prev.table == block.table and block.address < prev.end:
+                raise ValueError(f"blocks: {block.name!r} overlaps {prev.name!r}")
+        seen: set[str] = set(self.info)
+        for i, spec in enumerate(self.fields):
+            where = f"fields[{i}] ({spec.name})"
+            if spec.name in seen:
+                raise ValueError(f"{where}.name: {spec.name} is defined twice")
+            seen.add(spec.name)
+            if self.block_for(spec.table, spec.address, spec.width) is None:
+                raise ValueError(
+                    f"{where}.address: {spec.table} {spec.address}+{spec.width} "
+                    "is not inside one declared block"
+                )
+        for i, bf in enumerate(self.bitfields):
+            if self.block_for(bf.table, bf.address, bf.width) is None:
+                raise ValueError(
+                    f"bitfields[{i}].address: {bf.table} {bf.address}+{bf.width} "
+                    "is not inside one declared block"
+                )
+        return self
+
+
+def parse_profile(text: str, source: str) -> ModbusProfile:
+    """Validate profile YAML; `source` (a file name) goes into error messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{source}: expected a mapping with profile, blocks and fields")
+    try:
+        return ModbusProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(f"{source}: {_first_error(exc, data)}") from None
+
+
+def _first_error(exc: ValidationError, data: dict[str, Any]) -> str:
+    err = exc.errors()[0]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    loc = list(err["loc"])
+    # Our model validators start their messages with the key they complain about.
+    if err["type"] == "value_error" and (named := _LEADING_KEY.match(msg)):
+        loc.append(named.group(1))
+        msg = msg[named.end() :]
+    if isinstance(err.get("input"), bool):
+        msg += " (got a YAML boolean: quote words such as OFF, ON, YES)"
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    # fields[3] alone is hard to find in a long file; add the variable name when there is one.
+    if len(loc) >= 2 and loc[0] == "fields" and isinstance(loc[1], int):
+        try:
+            name = data["fields"][loc[1]]["name"]
+            key = key.replace(f"fields[{loc[1]}]", f"fields[{loc[1]}] ({name})", 1)
+        except (KeyError, IndexError, TypeError):
+            pass
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{key}: {msg}{more}" if key else f"{msg}{more}"
+
+
+def _profile_dir() -> Traversable:
+    return resources.files("collectors") / "profiles" / "modbus"
+
+
+def available_profiles() -> list[str]:
+    """Names of the packaged Modbus profiles (file names without .yaml)."""
+    return sorted(
+        entry.name.removesuffix(".yaml")
+        for entry in _profile_dir().iterdir()
+        if entry.name.endswith(".yaml")
+    )
+
+
+def load_profile(name: str) -> ModbusProfile:
+    """Load collectors/profiles/modbus/<name>.yaml from the installed package."""
+    filename = f"{name}.yaml"
+    entry = _profile_dir() / filename
+    if not _PROFILE_NAME.match(name) or not entry.is_file():
+        known = ", ".join(available_profiles()) or "none"
+        raise ProfileError(f"{filename}: no such Modbus profile (available: {known})")
+    profile = parse_profile(entry.read_text(encoding="utf-8"), filename)
+    if profile.profile != name:
+        raise ProfileError(f"{filename}: profile: says {profile.profile!r}, expected {name!r}")
+    return profile

@@ -1,0 +1,299 @@
+"""ModbusCollector against our Modbus TCP simulator on 127.0.0.1, and the simulator against mbpoll.
+
+Each test runs its own event loop with asyncio.run (no pytest-asyncio) and binds port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from agent.simulators.modbus_server import ModbusTcpServer
+from agent.simulators.ups import SimulatedUps
+from collectors.modbus.collector import ModbusCollector
+from collectors.modbus.decode import multiplier
+from collectors.modbus.profile import load_profile
+from collectors.readings import PollError, UpsReading
+
+from .conftest import require
+
+pytestmark = pytest.mark.integration
+
+PROFILE = load_profile("apc-smart-ups")
+
+
+class FakeClock:
+    """Frozen time that tests move by hand, so the simulated battery only changes on request."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def collector(port: int, unit: int = 1, timeout: float = 1.0, retries: int = 0) -> ModbusCollector:
+    return ModbusCollector("127.0.0.1", port, unit, PROFILE, timeout, retries)
+
+
+def run(test: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def poll_error(c: ModbusCollector) -> Awaitable[PollError]:
+    async def go() -> PollError:
+        with pytest.raises(PollError) as caught:
+            await c.poll()
+        return caught.value
+
+    return go()
+
+
+def assert_matches_truth(reading: UpsReading, truth: dict[str, float | str]) -> None:
+    """Every served value comes back within half a step of its field's scaling."""
+    for spec in PROFILE.fields:
+        if spec.type in ("string", "date"):
+            assert reading.info[spec.name] == truth[spec.name]
+        elif spec.name in truth:
+            step = multiplier(spec)
+            assert reading.values[spec.name] == pytest.approx(truth[spec.name], abs=step / 2 + 1e-9)
+        else:
+            assert spec.name in reading.invalid
+    assert reading.flags == set(str(truth["ups.status"]).split())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_poll_returns_what_the_simulator_serves() -> None:
+    async def go() -> None:
+        ups = SimulatedUps(charge_pct=87.3, load_w=420.0, clock=FakeClock())
+        _, port = await ups.start()
+        c = collector(port)
+        try:
+            reading = await c.poll()
+        finally:
+            await c.close()
+            await ups.stop()
+        truth = ups.truth()
+        assert_matches_truth(reading, truth)
+        assert reading.flags == {"OL"}
+        assert reading.values["battery.charge"] == pytest.approx(87.3, abs=1 / 1024)
+        assert reading.values["input.voltage"] == 230.0
+        assert reading.info["device.model"] == "Smart-UPS SMT1500"
+        assert reading.info["device.mfr"] == "APC"
+        assert reading.known_flags >= {"OL", "OB", "LB", "RB"}
+        assert reading.requests == 3  # status, dynamic and inventory blocks
+
+    run(go)
+
+
+def test_mains_failure_shows_on_battery_and_the_battery_drains() -> None:
+    async def go() -> None:
+        clock = FakeClock()
+        ups = SimulatedUps(capacity_wh=864.0, load_w=432.0, clock=clock)
+        _, port = await ups.start()
+        c = collector(port)
+        try:
+            before = await c.poll()
+            ups.set_mains(False)
+            clock.now += 600  # 10 min at half the battery's rated Wh per hour: -8.33 %
+            after = await c.poll()
+            clock.now += 7200  # flat battery: shutdown imminent, output off
+            dead = await c.poll()
+        finally:
+            await c.close()
+            await ups.stop()
+        assert before.flags == {"OL"}
+        assert after.flags == {"OB"}
+        assert after.values["input.voltage"] == 0.0
+        assert after.values["battery.charge"] == pytest.approx(100 - 100 * 432 / 864 / 6, abs=0.01)
+        assert after.values["battery.runtime"] < before.values["battery.runtime"]
+        assert after.values["battery.voltage"] < before.values["battery.voltage"]
+        assert dead.flags == {"OB", "LB", "OFF"}
+        assert dead.values["battery.charge"] == 0.0
+        assert dead.values["battery.runtime"] == 0.0
+        assert dead.values["output.voltage"] == 0.0
+        assert "output.frequency" in dead.invalid
+
+    run(go)
+
+
+def test_outage_schedule_follows_the_injected_clock() -> None:
+    async def go() -> None:
+        clock = FakeClock()
+        ups = SimulatedUps(outage_every=3600, outage_length=600, charge_pct=50.0, clock=clock)
+        _, port = await ups.start()
+        c = collector(port)
+        try:
+            flags = []
+            for at in (100, 3100, 3500, 3700):
+                clock.now = 1000.0 + at
+                flags.append((await c.poll()).flags)
+        finally:
+            await c.close()
+            await ups.stop()
+        assert flags == [{"OL"}, {"OB"}, {"OB"}, {"OL"}]
+
+    run(go)
+
+
+def test_connection_is_kept_between_polls_and_recovers_after_a_restart() -> None:
+    async def go() -> None:
+        ups = SimulatedUps(clock=FakeClock())
+        host, port = await ups.start()
+        c = collector(port)
+        try:
+            await c.poll()
+            await c.poll()
+            assert ups.server.connections == 1  # a UPS card has few connection slots
+            await ups.stop()
+            down = await poll_error(c)
+            await ups.start(host, port)
+            back = await c.poll()
+        finally:
+            await c.close()
+            await ups.stop()
+        assert down.reason == "refused"
+        assert back.flags == {"OL"}
+        assert ups.server.connections == 2
+
+    run(go)
+
+
+def test_wrong_unit_id_is_reported_as_gateway_exception() -> None:
+    async def go() -> PollError:
+        ups = SimulatedUps(unit=1, clock=FakeClock())
+        _, port = await ups.start()
+        c = collector(port, unit=7)
+        try:
+            return await poll_error(c)
+        finally:
+            await c.close()
+            await ups.stop()
+
+    err = run(go)
+    assert err.reason == "exception_11"
+    assert "unit 7" in str(err)
+    assert "gateway target failed to respond" in str(err)
+    assert "check the unit id" in str(err)
+
+
+def test_closed_port_is_refused() -> None:
+    port = free_port()
+
+    async def go() -> PollError:
+        c = collector(port)
+        try:
+            return await poll_error(c)
+        finally:
+            await c.close()
+
+    err = run(go)
+    assert err.reason == "refused"
+    assert str(err).startswith(f"127.0.0.1:{port} unit 1: connection refused")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason", "text"),
+    [
+        (2, "exception_2", "Modbus exception 2 (illegal data address) reading holding 0+27"),
+        (6, "exception_6", "Modbus exception 6 (device busy)"),
+        (None, "timeout", "no answer to holding 0+27 within 0.3 s"),
+    ],
+)
+def test_device_answers_become_reasons(answer: int | None, reason: str, text: str) -> None:
+    async def go() -> PollError:
+        server = ModbusTcpServer(lambda unit, function, address, count: answer)
+        _, port = await server.start()
+        c = collector(port, timeout=0.3)
+        try:
+            return await poll_error(c)
+        finally:
+            await c.close()
+            await server.stop()
+
+    err = run(go)
+    assert err.reason == reason
+    assert text in str(err)
+
+
+def test_short_answer_is_a_decode_error() -> None:
+    async def reply_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A broken device: every read gets a well-framed answer with only two registers.
+        header = await reader.readexactly(7)
+        tid, _, length, unit = struct.unpack(">HHHB", header)
+        function = (await reader.readexactly(length - 1))[0]
+        pdu = struct.pack(">BBHH", function, 4, 0x1234, 0x5678)
+        writer.write(struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu)
+        await writer.drain()
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    async def go() -> PollError:
+        server = await asyncio.start_server(reply_short, "127.0.0.1", 0)
+        c = collector(server.sockets[0].getsockname()[1])
+        try:
+            return await poll_error(c)
+        finally:
+            await c.close()
+            server.close()
+            await server.wait_closed()
+
+    err = run(go)
+    assert err.reason == "decode"
+    assert "answer to holding 0+27 carried 2 registers" in str(err)
+
+
+def test_server_answers_unknown_functions_with_exception_1() -> None:
+    async def go() -> bytes:
+        server = ModbusTcpServer(lambda unit, function, address, count: [0] * count)
+        _, port = await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            # FC06 write single register 0x0010 := 1, transaction 0x0102, unit 5
+            writer.write(bytes.fromhex("0102 0000 0006 05 06 0010 0001"))
+            answer = await reader.readexactly(9)
+            writer.close()
+            return answer
+        finally:
+            await server.stop()
+
+    assert run(go) == bytes.fromhex("0102 0000 0003 05 86 01")
+
+
+def test_mbpoll_reads_the_simulator() -> None:
+    """An independent Modbus master (mbpoll, 1-based references) sees the words we serve."""
+    mbpoll = require("mbpoll")
+
+    async def go() -> tuple[str, dict[str, float | str]]:
+        ups = SimulatedUps(charge_pct=87.0, clock=FakeClock())
+        _, port = await ups.start()
+        try:
+            # -r 131 is reference 131 = PDU address 130 (mbpoll counts from 1 unless -0).
+            proc = await asyncio.create_subprocess_exec(
+                mbpoll, "-m", "tcp", "-a", "1", "-r", "131", "-c", "2", "-t", "4:hex",
+                "-1", "-p", str(port), "127.0.0.1",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await proc.communicate()
+            assert proc.returncode == 0, err.decode()
+            return out.decode(), ups.truth()
+        finally:
+            await ups.stop()
+
+    out, truth = run(go)
+    words = dict(re.findall(r"^\[(\d+)\]:\s+0x([0-9A-F]{4})", out, re.MULTILINE))
+    assert words == {
+        "131": "AE00",  # battery.charge 87 % * 512 = 44544
+        "132": f"{round(float(truth['battery.voltage']) * 32):04X}",  # battery.voltage * 2^5
+    }
