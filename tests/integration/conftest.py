@@ -1,0 +1,188 @@
+"""Real SNMP peers on loopback for the whole session: net-snmp `snmpd` and `snmpsim`.
+
+Each fixture yields where to reach the peer (`SnmpPeer`); both are stopped at session end.
+A missing binary skips the tests locally and fails them in CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import bz2
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple, NoReturn
+
+import pytest
+from pyasn1.codec.ber import decoder, encoder
+from pyasn1.error import PyAsn1Error
+from pysnmp.proto import api
+
+HOST = "127.0.0.1"
+SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
+INSTALL_HINTS = {
+    "snmpd": "apt-get install -y snmpd",
+    "snmpsim-command-responder": "pip install snmpsim==1.2.2 snmpsim-data==1.0.1 "
+    "(and apt-get install -y python3-gdbm)",
+}
+# snmpsim 1.2.2 answers at most 64 varbinds per GETBULK: its --max-var-binds sets an attribute
+# that pysnmp 7 renamed (cmdrsp.BulkCommandResponder.max_varbinds), so the flag has no effect.
+SNMPSIM_MAX_VAR_BINDS = 64
+RECORDINGS = (
+    "network/switch/cisco-c3560",
+    "network/firewall/legend-holdings-firewall",  # 32-bit counters only, no ifName
+    "network/router/juniper-mx960-12-3r6-6",
+    "network/wifi/ubiquiti-m5",  # 32-bit counters only
+)
+
+
+class SnmpPeer(NamedTuple):
+    host: str
+    port: int
+    community: str
+
+
+class Recording(NamedTuple):
+    """One snmpsim recording as served: the peer to poll and the .snmprec file it serves."""
+
+    peer: SnmpPeer
+    path: Path
+
+
+def require(binary: str) -> str:
+    """Path of `binary` (PATH or next to this Python); skip without it, or fail when CI=true."""
+    found = shutil.which(binary) or shutil.which(binary, path=str(Path(sys.executable).parent))
+    if found is None:
+        missing(f"{binary} not found: {INSTALL_HINTS.get(binary, 'install it')}")
+    return found
+
+
+def missing(hint: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(hint)
+    pytest.skip(hint)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def answers(peer: SnmpPeer, timeout: float = 0.5) -> bool:
+    """True when `peer` answers a v2c GET of sysName.0 (no pysnmp engine: a bare datagram)."""
+    p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+    pdu = p.GetRequestPDU()
+    p.apiPDU.set_defaults(pdu)
+    p.apiPDU.set_varbinds(pdu, [(SYS_NAME, p.null)])
+    message = p.Message()
+    p.apiMessage.set_defaults(message)
+    p.apiMessage.set_community(message, peer.community)
+    p.apiMessage.set_pdu(message, pdu)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(encoder.encode(message), (peer.host, peer.port))
+            reply, _ = sock.recvfrom(65535)
+            decoder.decode(reply, asn1Spec=p.Message())
+        except (OSError, PyAsn1Error):
+            return False
+    return True
+
+
+def wait_until_answering(
+    process: subprocess.Popen[bytes], peers: list[SnmpPeer], deadline_s: float, log: Path
+) -> None:
+    deadline = time.monotonic() + deadline_s
+    pending = list(peers)
+    while pending:
+        if process.poll() is not None:
+            pytest.fail(f"{process.args[0]} exited with {process.returncode}: {log.read_text()}")
+        if time.monotonic() > deadline:
+            stop(process)
+            pytest.fail(
+                f"{process.args[0]} did not answer within {deadline_s:g}s: {log.read_text()}"
+            )
+        pending = [peer for peer in pending if not answers(peer)]
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpPeer]:
+    """net-snmp on 127.0.0.1: community `erozgar-ro`, v3 user `v3user` (SHA-256/AES)."""
+    binary = require("snmpd")
+    root = tmp_path_factory.mktemp("snmpd")
+    peer = SnmpPeer(HOST, free_udp_port(), "erozgar-ro")
+    config = root / "snmpd.conf"
+    config.write_text(
+        f"agentAddress udp:{peer.host}:{peer.port}\n"
+        f"rocommunity {peer.community} {peer.host}\n"
+        'createUser v3user SHA-256 "authpass123" AES "privpass123"\n'
+        "rouser v3user priv\n"
+    )
+    persistent = root / "persist"  # createUser is consumed into it: fresh per run
+    persistent.mkdir()
+    log = root / "snmpd.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [binary, "-f", "-Lo", "-C", "-c", str(config), f"--persistentDir={persistent}",
+             "-p", str(root / "snmpd.pid")],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_until_answering(process, [peer], 15, log)
+    yield peer
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def snmpsim() -> Iterator[dict[str, Recording]]:
+    """snmpsim serving RECORDINGS; keyed (and community) by file name, e.g. "cisco-c3560"."""
+    binary = require("snmpsim-command-responder")
+    spec = importlib.util.find_spec("snmpsim_data")
+    if spec is None or spec.origin is None:
+        missing(f"snmpsim_data not importable: {INSTALL_HINTS['snmpsim-command-responder']}")
+    source = Path(spec.origin).parent / "data"
+    # snmpsim run as root drops to nobody, who must read the data and write the cache:
+    # pytest's own tmp dirs are 0700, so use a world-readable one of our own.
+    root = Path(tempfile.mkdtemp(prefix="erozgar-snmpsim-"))
+    root.chmod(0o755)
+    data, cache = root / "data", root / "cache"
+    data.mkdir(mode=0o755)
+    cache.mkdir()
+    cache.chmod(0o777)
+    port = free_udp_port()
+    recordings: dict[str, Recording] = {}
+    for relative in RECORDINGS:
+        name = Path(relative).name
+        target = data / f"{name}.snmprec"
+        target.write_bytes(bz2.decompress((source / f"{relative}.snmprec.bz2").read_bytes()))
+        target.chmod(0o644)
+        recordings[name] = Recording(SnmpPeer(HOST, port, name), target)
+    log = root / "snmpsim.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [binary, f"--data-dir={data}", f"--cache-dir={cache}",
+             f"--agent-udpv4-endpoint={HOST}:{port}",
+             "--process-user=nobody", "--process-group=nogroup"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_answering(process, [r.peer for r in recordings.values()], 120, log)
+        yield recordings
+    finally:
+        stop(process)
+        shutil.rmtree(root, ignore_errors=True)
