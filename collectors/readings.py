@@ -24,7 +24,7 @@ class PollError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class InterfaceSample:
-    """One IF-MIB row. Counters are raw device values (they wrap); None where the device has none."""
+    """One IF-MIB row. Counters are raw device values (they wrap); None where there are none."""
 
     index: int
     name: str  # ifName, else ifDescr, else "if<index>"

@@ -1,0 +1,123 @@
+"""One poll of one device: collector -> check -> state, bounded in time, never raising.
+
+A failed poll marks only its own device down with a reason; the log says so once per change of
+state (down with a new reason, or back up), not on every poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any, Protocol
+
+from collectors.readings import PollError, SnmpReading, UpsReading
+
+from .bandwidth import BandwidthCheck
+from .config import SnmpDevice
+from .power import PowerCheck
+from .state import DeviceState, RouterStatus
+
+log = logging.getLogger(__name__)
+
+
+class Collector(Protocol):
+    async def poll(self) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class RouterJudge:
+    """Turns SNMP readings into router status, keeping the counter state between polls."""
+
+    def __init__(self, device: SnmpDevice) -> None:
+        self.bandwidth = BandwidthCheck(device.name, {i.name: i for i in device.interfaces})
+
+    def apply(self, reading: SnmpReading, now: float, state: DeviceState) -> None:
+        interfaces = self.bandwidth.update(reading, now)
+        state.counter_rejections = Counter(self.bandwidth.rejected)
+        state.restarts = self.bandwidth.restarts
+        state.status = RouterStatus(
+            sys_name=reading.sys_name,
+            sys_descr=reading.sys_descr,
+            sys_object_id=reading.sys_object_id,
+            uptime_seconds=reading.sys_uptime_ticks / 100,
+            interfaces=interfaces,
+            requests=reading.requests,
+            varbinds=reading.varbinds,
+        )
+
+
+class UpsJudge:
+    """Turns UPS readings into power status."""
+
+    def __init__(self, device_name: str) -> None:
+        self.power = PowerCheck(device_name)
+
+    def apply(self, reading: UpsReading, now: float, state: DeviceState) -> None:
+        state.invalid_samples.update(reading.invalid)
+        state.status = self.power.update(reading)
+
+
+class DevicePoller:
+    """Polls one device when the scheduler says so; at most one poll at a time."""
+
+    def __init__(
+        self,
+        state: DeviceState,
+        collector: Collector,
+        judge: RouterJudge | UpsJudge,
+        budget_seconds: float,
+    ) -> None:
+        self.state = state
+        self.collector = collector
+        self.judge = judge
+        self.budget_seconds = budget_seconds
+        self._lock = asyncio.Lock()
+
+    async def poll(self) -> None:
+        if self._lock.locked():  # the scheduler already prevents this; a manual call may not
+            return
+        async with self._lock:
+            started = time.monotonic()
+            try:
+                reading = await asyncio.wait_for(self.collector.poll(), self.budget_seconds)
+                self.judge.apply(reading, time.monotonic(), self.state)
+            except PollError as exc:
+                self._failed(exc.reason, str(exc))
+            except TimeoutError:
+                self._failed(
+                    "timeout",
+                    f"no complete answer within {self.budget_seconds:g} s; the device is slow "
+                    "or unreachable",
+                )
+            except Exception as exc:  # a bug or an answer nobody foresaw: keep the daemon alive
+                log.debug("%s: poll failed", self.state.name, exc_info=True)
+                self._failed("error", f"unexpected {type(exc).__name__} while polling: {exc}")
+            else:
+                self._succeeded()
+            finally:
+                self.state.poll_duration = time.monotonic() - started
+
+    def _succeeded(self) -> None:
+        state = self.state
+        if state.up is False:
+            log.info("%s: answering again after %s", state.name, state.reason)
+        elif state.up is None:
+            log.info("%s: first poll ok", state.name)
+        state.up, state.reason, state.message = True, "ok", ""
+        state.last_success = time.time()
+
+    def _failed(self, reason: str, message: str) -> None:
+        state = self.state
+        state.errors[reason] += 1
+        if state.up is not False or state.reason != reason:
+            log.warning("%s: down (%s): %s", state.name, reason, message)
+        state.up, state.reason, state.message = False, reason, message
+
+    async def close(self) -> None:
+        try:
+            await self.collector.close()
+        except Exception:  # closing a dead connection must not stop a shutdown
+            log.debug("%s: close failed", self.state.name, exc_info=True)

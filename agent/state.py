@@ -1,0 +1,55 @@
+"""The latest judged state of every device: written by the pollers, read by the exporters.
+
+Pollers replace whole immutable snapshots; the HTTP thread only reads them, so a scrape never
+waits on a device and never sees half a poll.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from collectors.readings import HostReading
+
+from .bandwidth import InterfaceStatus
+from .power import UpsStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RouterStatus:
+    """Judged state of one router or switch."""
+
+    sys_name: str
+    sys_descr: str
+    sys_object_id: str
+    uptime_seconds: float
+    interfaces: tuple[InterfaceStatus, ...]
+    requests: int
+    varbinds: int
+
+
+@dataclass
+class DeviceState:
+    """Health of one device plus its latest judged status."""
+
+    name: str
+    kind: str  # snmp | modbus
+    up: bool | None = None  # None until the first poll finished
+    reason: str = "pending"  # "ok" while up
+    message: str = ""  # one-line explanation of the last failure, no secrets
+    last_success: float | None = None  # unix time
+    poll_duration: float | None = None
+    errors: Counter[str] = field(default_factory=Counter)  # reason -> polls failed
+    invalid_samples: Counter[str] = field(default_factory=Counter)  # field -> samples dropped
+    counter_rejections: Counter[str] = field(default_factory=Counter)  # why a delta was refused
+    restarts: int = 0  # device restarts seen (sysUpTime went back)
+    status: RouterStatus | UpsStatus | None = None
+
+
+@dataclass
+class AgentState:
+    site_id: str
+    site_name: str
+    version: str
+    devices: dict[str, DeviceState] = field(default_factory=dict)
+    host: HostReading | None = None

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what erozgar-agent needs on a fresh Debian 12 machine, as root, idempotently.
+#   deploy/bootstrap.sh        the agent and the demo
+#   deploy/bootstrap.sh test   plus the real peers the tests start (snmpd, snmpsim, promtool...)
+# The venv is made from Debian's /usr/bin/python3 outside /root: snmpsim drops privileges to
+# `nobody`, which must be able to read the Python installation.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${EROZGAR_VENV:-/opt/erozgar-venv}
+mode=${1:-agent}
+
+packages=(python3 python3-venv)
+extras=""
+if [[ $mode == test ]]; then
+  packages+=(snmpd snmp prometheus socat mbpoll python3-gdbm)
+  extras="[test]"
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x $venv/bin/python ]]; then
+  echo "bootstrap: creating $venv" >&2
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check -e "$root$extras" 2>&1 \
+  | grep -v -e '^WARNING: Location' -e '^$' >&2 || true
+"$venv/bin/python" -c "import agent" # fails loudly if the install did not take

@@ -1,0 +1,128 @@
+"""The command line's contract: exit codes, one-line errors, check verdicts with hints."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.simulators.snmp_router import SimInterface, SimulatedRouter
+from agent.simulators.ups import SimulatedUps
+
+from .conftest import require
+from .test_agent_process import LoopThread, closed_tcp_port
+
+SECRET = "cli-test-community"
+
+
+def agent_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("erozgar-agent"), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def sims() -> Iterator[dict[str, int]]:
+    loop = LoopThread()
+    router = SimulatedRouter("r1", [SimInterface("ether1", 1e9, 5e6, 1e6)], community=SECRET)
+    ups = SimulatedUps()
+    ports = {"router": loop.run(router.start("127.0.0.1", 0))[1],
+             "ups": loop.run(ups.start("127.0.0.1", 0))[1]}  # fmt: skip
+    yield ports
+    loop.run(router.stop())
+    loop.run(ups.stop())
+    loop.close()
+
+
+def write_config(tmp_path: Path, snmp: list[dict], modbus: list[dict]) -> str:
+    path = tmp_path / "agent.yml"
+    listen = f"127.0.0.1:{closed_tcp_port()}"
+    path.write_text(yaml.safe_dump({"site": {"id": "T-1"}, "listen": listen, "snmp": snmp,
+                                    "modbus": modbus}))  # fmt: skip
+    return str(path)
+
+
+def test_check_healthy_site_exits_0(sims, tmp_path):
+    config = write_config(
+        tmp_path,
+        [{"name": "r1", "address": f"127.0.0.1:{sims['router']}", "community": SECRET,
+          "interfaces": [{"name": "ether1", "role": "wan"}]}],
+        [{"name": "ups", "address": f"127.0.0.1:{sims['ups']}"}],
+    )  # fmt: skip
+    result = agent_cli("check", "--config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS: all 3 checked" in result.stdout
+    assert "FAIL" not in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_check_names_each_fault_with_a_hint_and_exits_1(sims, tmp_path):
+    config = write_config(
+        tmp_path,
+        [{"name": "r1", "address": f"127.0.0.1:{sims['router']}", "community": SECRET,
+          "interfaces": [{"name": "ether11", "role": "wan"}]},
+         {"name": "wrong-community", "address": f"127.0.0.1:{sims['router']}",
+          "community": "not-" + SECRET, "timeout": 0.5, "retries": 0}],
+        [{"name": "ups-closed", "address": f"127.0.0.1:{closed_tcp_port()}"}],
+    )  # fmt: skip
+    result = agent_cli("check", "--config", config, "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    by_name = {d["name"]: d for d in report["devices"]}
+    port = next(c for c in by_name["r1"]["checks"] if c["name"] == "port ether11")
+    assert port["status"] == "FAIL" and "ether1" in port["hint"]
+    community = by_name["wrong-community"]["checks"][0]
+    assert community["status"] == "FAIL" and community["detail"].startswith("timeout")
+    assert "credentials" in community["hint"] or "community" in community["hint"]
+    closed = by_name["ups-closed"]["checks"][0]
+    assert closed["status"] == "FAIL" and closed["detail"].startswith("refused")
+    assert "enabled" in closed["hint"]
+    assert set(by_name["ups-closed"]) == {"name", "kind", "status", "checks"}
+    assert SECRET not in result.stdout + result.stderr
+
+    table = agent_cli("check", "--config", config)
+    assert table.returncode == 1
+    assert "FAIL: 3 of 4 failed: r1, wrong-community, ups-closed" in table.stdout
+    assert "hint: " in table.stdout
+
+
+def test_invalid_config_exits_2_with_one_line_per_problem(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text(
+        "site: {id: X}\nsnmp:\n  - {name: a, address: 10.0.0.1, community: c, colour: red}\n"
+    )
+    for command in ("validate", "check", "run"):
+        result = agent_cli(command, "--config", str(path))
+        assert result.returncode == 2, command
+        assert result.stderr.strip().splitlines() == [
+            f"{path}: snmp[0].colour: unknown key (check its spelling against "
+            "deploy/config.example.yml)"
+        ]
+        assert "Traceback" not in result.stderr
+
+
+def test_validate_good_config_and_missing_file(tmp_path):
+    config = write_config(tmp_path, [], [{"name": "ups", "address": "10.1.1.1"}])
+    result = agent_cli("validate", "--config", config)
+    assert result.returncode == 0 and "ok (0 SNMP, 1 Modbus devices)" in result.stdout
+    missing = agent_cli("validate", "--config", str(tmp_path / "nope.yml"))
+    assert missing.returncode == 2
+    assert "cannot read the config file (No such file or directory)" in missing.stderr
+
+
+def test_run_with_listen_port_taken_exits_1(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = write_config(tmp_path, [], [])
+        result = agent_cli("run", "--config", config, "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
