@@ -2,13 +2,16 @@
 
 Device counters wrap (a 32-bit ifInOctets wraps every 34 s at 1 Gb/s) and restart from zero
 when the device reboots (every power cut). This check keeps, per interface, a running byte total
-that only grows, so Prometheus sees a clean counter and Grafana no spikes.
+that only grows, so Prometheus sees a clean counter and Grafana no spikes. A port whose
+ifCounterDiscontinuityTime moved (a line card reset, a counter cleared) is treated like a
+restart of that port alone. It also adds up the seconds a port ran at or above its saturation
+threshold, and the share of packets that arrived with errors or were discarded.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from collectors.readings import InterfaceSample, SnmpReading
 
@@ -39,6 +42,13 @@ class InterfaceStatus:
     out_errors: int | None
     in_discards: int | None
     out_discards: int | None
+    receive_saturated_seconds: float = 0.0  # total time at or above saturation_threshold
+    transmit_saturated_seconds: float = 0.0
+    # errors (discards) / (unicast packets + errors (discards)) between the latest two polls
+    in_error_ratio: float | None = None
+    out_error_ratio: float | None = None
+    in_discard_ratio: float | None = None
+    out_discard_ratio: float | None = None
 
     def utilization(self, direction: str) -> float | None:
         rate, capacity = (
@@ -57,6 +67,7 @@ class _Track:
 
     raw: int
     total: int
+    at: float  # monotonic time of the raw reading
     rate_bps: float | None = None
 
 
@@ -84,30 +95,57 @@ class BandwidthCheck:
     _last_time: float | None = None
     rejected: Counter[str] = field(default_factory=Counter)  # reason -> count
     restarts: int = 0
+    _previous: dict[str, InterfaceSample] = field(default_factory=dict)
+    _saturated: Counter[tuple[str, str]] = field(default_factory=Counter)  # seconds
 
     def update(self, reading: SnmpReading, now: float) -> tuple[InterfaceStatus, ...]:
-        """Fold a new reading in; `now` is a monotonic time taken when the reading arrived."""
+        """Fold a new reading in; `now` is a monotonic time taken when the reading arrived,
+        used unless the reading says when its counters were answered (`read_at`)."""
+        if reading.read_at is not None:
+            now = reading.read_at
         restarted = self._last_uptime is not None and reading.sys_uptime_ticks < self._last_uptime
         if restarted:
             self.restarts += 1
         elapsed = None if self._last_time is None else now - self._last_time
-        uptime_seconds = reading.sys_uptime_ticks / 100
         statuses = tuple(
-            self._judge(sample, elapsed, restarted, uptime_seconds) for sample in reading.interfaces
+            self._judge(sample, now, elapsed, restarted, reading.sys_uptime_ticks)
+            for sample in reading.interfaces
         )
         self._last_uptime = reading.sys_uptime_ticks
         self._last_time = now
+        self._previous = {sample.name: sample for sample in reading.interfaces}
         return statuses
 
     def _judge(
-        self, sample: InterfaceSample, elapsed: float | None, restarted: bool, uptime: float
+        self,
+        sample: InterfaceSample,
+        now: float,
+        elapsed: float | None,
+        restarted: bool,
+        uptime_ticks: int,
     ) -> InterfaceStatus:
         setting = self.settings.get(sample.name)
-        rx = self._advance(sample, "receive", sample.in_octets, elapsed, restarted, uptime)
-        tx = self._advance(sample, "transmit", sample.out_octets, elapsed, restarted, uptime)
+        previous = self._previous.get(sample.name)
+        uptime = uptime_ticks / 100
+        if (
+            not restarted
+            and previous is not None
+            and sample.discontinuity_ticks is not None
+            and previous.discontinuity_ticks is not None
+            and sample.discontinuity_ticks != previous.discontinuity_ticks
+            and sample.discontinuity_ticks <= uptime_ticks
+        ):
+            # This port's counters restarted at ifCounterDiscontinuityTime: count from there.
+            restarted, uptime = True, (uptime_ticks - sample.discontinuity_ticks) / 100
+            self.rejected["port_discontinuity"] += 1
+        # The row's own answer time when the table spanned several answers; else the poll's.
+        at = sample.read_at if sample.read_at is not None else now
+        rx = self._advance(sample, "receive", sample.in_octets, at, restarted, uptime)
+        tx = self._advance(sample, "transmit", sample.out_octets, at, restarted, uptime)
         down = setting.capacity_down_mbps if setting else None
         up = setting.capacity_up_mbps if setting else None
-        return InterfaceStatus(
+        same_run = previous is not None and not restarted
+        status = InterfaceStatus(
             name=sample.name,
             role=setting.role if setting else "lan",
             oper_up=sample.oper_up,
@@ -124,6 +162,20 @@ class BandwidthCheck:
             out_errors=sample.out_errors,
             in_discards=sample.in_discards,
             out_discards=sample.out_discards,
+            in_error_ratio=_share(previous, sample, "in_errors", "in_packets", same_run),
+            out_error_ratio=_share(previous, sample, "out_errors", "out_packets", same_run),
+            in_discard_ratio=_share(previous, sample, "in_discards", "in_packets", same_run),
+            out_discard_ratio=_share(previous, sample, "out_discards", "out_packets", same_run),
+        )
+        threshold = setting.saturation_threshold if setting else 0.9
+        for direction in ("receive", "transmit"):
+            utilization = status.utilization(direction)
+            if utilization is not None and elapsed and utilization >= threshold:
+                self._saturated[(sample.name, direction)] += elapsed
+        return replace(
+            status,
+            receive_saturated_seconds=self._saturated[(sample.name, "receive")],
+            transmit_saturated_seconds=self._saturated[(sample.name, "transmit")],
         )
 
     def _advance(
@@ -131,7 +183,7 @@ class BandwidthCheck:
         sample: InterfaceSample,
         direction: str,
         raw: int | None,
-        elapsed: float | None,
+        at: float,
         restarted: bool,
         uptime: float,
     ) -> _Track | None:
@@ -140,10 +192,10 @@ class BandwidthCheck:
         if raw is None:
             return track
         if track is None:
-            track = self._tracks[key] = _Track(raw=raw, total=raw)
+            track = self._tracks[key] = _Track(raw=raw, total=raw, at=at)
             return track
-        delta, seconds = self._delta(sample, track.raw, raw, elapsed, restarted, uptime)
-        track.raw = raw
+        delta, seconds = self._delta(sample, track.raw, raw, at - track.at, restarted, uptime)
+        track.raw, track.at = raw, at
         if delta is None or not seconds:
             track.rate_bps = None
             return track
@@ -186,3 +238,25 @@ class BandwidthCheck:
             self.rejected["above_speed"] += 1
             return None, None
         return delta, elapsed
+
+
+def _share(
+    previous: InterfaceSample | None, sample: InterfaceSample, bad: str, good: str, same_run: bool
+) -> float | None:
+    """bad / (good + bad) packets between two polls; None without two comparable readings.
+
+    Error and discard counters are Counter32 on every device; unicast packet counters may be
+    either width, so a packet delta going back is allowed one 32-bit wrap (64-bit never wraps).
+    """
+    if previous is None or not same_run:
+        return None
+    (bad_before, bad_now), (good_before, good_now) = (
+        (getattr(previous, name), getattr(sample, name)) for name in (bad, good)
+    )
+    if None in (bad_before, bad_now, good_before, good_now):
+        return None
+    bad_delta = counter_delta(bad_before, bad_now, 32)
+    good_delta = counter_delta(good_before, good_now, 32)
+    if bad_delta is None or good_delta is None or bad_delta + good_delta == 0:
+        return None
+    return bad_delta / (bad_delta + good_delta)

@@ -1,4 +1,4 @@
-"""Families for routers and switches: identity, SNMP wire cost, and one set per port."""
+"""Families for routers and switches: identity, health, SNMP wire cost, and one set per port."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ def router_families(out: Families, device: str, status: RouterStatus) -> None:
         [device],
         {
             "sys_name": status.sys_name,
-            "sys_descr": status.sys_descr[:200],
+            # one line: Cisco's sysDescr carries CR LF, which the text format does not escape
+            "sys_descr": " ".join(status.sys_descr.split())[:200],
             "sys_object_id": status.sys_object_id,
+            "profile": status.profile,
         },
     )
+    health_families(out, device, status)
     out.gauge(
         "device_uptime_seconds", "Time since the device's SNMP agent started" + POLLED, ["device"]
     ).add_metric([device], status.uptime_seconds)
@@ -30,8 +33,45 @@ def router_families(out: Families, device: str, status: RouterStatus) -> None:
     out.gauge(
         "snmp_poll_varbinds", "Variable bindings received in the latest poll.", ["device"]
     ).add_metric([device], status.varbinds)
+    out.gauge(
+        "snmp_poll_retries",
+        "SNMP datagrams sent again after a timeout (and SNMPv3 discovery resends), latest poll.",
+        ["device"],
+    ).add_metric([device], status.retries)
+    rejections = out.counter(
+        "interface_rejected_deltas_total",
+        "Counter deltas refused instead of inventing traffic, by reason.",
+        ["device", "reason"],
+    )
+    for reason, count in status.counter_rejections:
+        rejections.add_metric([device, reason], count)
     for interface in status.interfaces:
         interface_families(out, device, interface)
+
+
+# metric -> (family name, help, label name for per-part rows)
+_HEALTH = {
+    "cpu_ratio": ("device_cpu_ratio", "Device CPU load, 0..1, as its profile reads it.", ""),
+    "memory_used_bytes": ("device_memory_used_bytes", "Device memory in use.", ""),
+    "memory_total_bytes": ("device_memory_total_bytes", "Device memory.", ""),
+    "memory_used_ratio": ("device_memory_used_ratio", "Device memory in use, 0..1.", ""),
+    "temperature_celsius": ("device_temperature_celsius", "Device sensor temperature.", "sensor"),
+    "psu_ok": ("device_psu_ok", "1 if the power supply reports a normal state.", "psu"),
+    "fan_ok": ("device_fan_ok", "1 if the fan reports a normal state.", "fan"),
+}
+
+
+def health_families(out: Families, device: str, status: RouterStatus) -> None:
+    """Health values the device profile read (collectors/profiles/snmp/)."""
+    seen: set[tuple[str, str]] = set()
+    for sample in status.health:
+        name, doc, label = _HEALTH[sample.metric]
+        if (name, sample.label) in seen:  # two sensors of one name: the first one wins
+            continue
+        seen.add((name, sample.label))
+        labels = ["device", label] if label else ["device"]
+        values = [device, sample.label] if label else [device]
+        out.gauge(name, doc + POLLED, labels).add_metric(values, sample.value)
 
 
 def interface_families(out: Families, device: str, i: InterfaceStatus) -> None:
@@ -49,10 +89,12 @@ def interface_families(out: Families, device: str, i: InterfaceStatus) -> None:
         out.gauge(
             "interface_speed_bytes_per_second", "Port speed the device reports.", labels
         ).add_metric(key, i.speed_bps / 8)
-    for direction, total, rate, capacity in (
-        ("receive", i.receive_bytes_total, i.receive_bps, i.receive_capacity_bps),
-        ("transmit", i.transmit_bytes_total, i.transmit_bps, i.transmit_capacity_bps),
-    ):
+    for direction, total, rate, capacity, saturated in (
+        ("receive", i.receive_bytes_total, i.receive_bps, i.receive_capacity_bps,
+         i.receive_saturated_seconds),
+        ("transmit", i.transmit_bytes_total, i.transmit_bps, i.transmit_capacity_bps,
+         i.transmit_saturated_seconds),
+    ):  # fmt: skip
         if total is not None:
             out.counter(
                 f"interface_{direction}_bytes_total",
@@ -71,6 +113,11 @@ def interface_families(out: Families, device: str, i: InterfaceStatus) -> None:
                 "Contracted rate from the config, else the port speed.",
                 [*labels, "direction"],
             ).add_metric([*key, direction], capacity / 8)
+        out.counter(
+            "interface_saturated_seconds_total",
+            "Seconds the port ran at or above its saturation_threshold of capacity.",
+            [*labels, "direction"],
+        ).add_metric([*key, direction], saturated)
         utilization = i.utilization(direction)
         if utilization is not None:
             out.gauge(
@@ -85,6 +132,18 @@ def interface_families(out: Families, device: str, i: InterfaceStatus) -> None:
         what = metric.split("_")[1]
         family = out.counter(
             metric, f"Packets {what} as the device counts them.", [*labels, "direction"]
+        )
+        for direction, value in zip(("receive", "transmit"), values, strict=True):
+            if value is not None:
+                family.add_metric([*key, direction], value)
+    for metric, what, values in (
+        ("interface_error_ratio", "with errors", (i.in_error_ratio, i.out_error_ratio)),
+        ("interface_discard_ratio", "discarded", (i.in_discard_ratio, i.out_discard_ratio)),
+    ):
+        family = out.gauge(
+            metric,
+            f"Share of packets {what} between the latest two polls, 0..1.",
+            [*labels, "direction"],
         )
         for direction, value in zip(("receive", "transmit"), values, strict=True):
             if value is not None:

@@ -16,7 +16,7 @@ from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from collectors.readings import InterfaceSample, PollError, SnmpReading
-from collectors.snmp.collector import IF_COLUMNS, SnmpCollector
+from collectors.snmp.collector import NAME_COLUMNS, SnmpCollector
 from tests.integration.conftest import (
     HOST,
     SNMPSIM_MAX_VAR_BINDS,
@@ -173,15 +173,21 @@ def test_snmpsim_recording(snmpsim: dict[str, Recording], name: str, bits: int) 
 
 
 def test_snmpsim_c3560_walk_needs_few_pdus(snmpsim: dict[str, Recording]) -> None:
-    reading = poll(snmpsim["cisco-c3560"].peer, max_repetitions=25)
-    rows, columns = 57, len(IF_COLUMNS)
-    assert len(reading.interfaces) == rows
-    # snmpsim returns whole rows of at most 64 varbinds: 4 rows of 13 columns per answer.
-    rows_per_answer = SNMPSIM_MAX_VAR_BINDS // columns
-    main_walk = math.ceil(rows / rows_per_answer) + 1  # +1: the answer that leaves the table
-    fallback = math.ceil(rows / 25) + 1  # ifInOctets/ifOutOctets for Null0 (no HC counters)
-    assert reading.requests <= 1 + main_walk + fallback  # 21, against 741 one column per row
-    assert reading.varbinds >= rows * columns
+    collector = SnmpCollector(*snmpsim["cisco-c3560"].peer, max_repetitions=25)
+    fresh = asyncio.run(collector.poll())
+    cached = asyncio.run(collector.poll(fresh.names))
+    rows = 57
+    assert len(fresh.interfaces) == len(cached.interfaces) == rows
+    assert (fresh.names_refreshed, cached.names_refreshed) == (True, False)
+    assert [i.name for i in cached.interfaces] == [i.name for i in fresh.interfaces]
+    # snmpsim answers at most 64 varbinds: 12 rows of the 5 name columns per answer, and the
+    # cached poll skips exactly that walk.
+    name_walk = math.ceil(rows / (SNMPSIM_MAX_VAR_BINDS // len(NAME_COLUMNS)))
+    assert fresh.requests - cached.requests == name_walk
+    assert fresh.varbinds - cached.varbinds >= rows * len(NAME_COLUMNS)
+    # system GET + counter walk (5 rows of 11 columns per answer) + 32-bit walk for Null0
+    # + the Cisco profile's health walk: 18, against 741 GETs of one column per row
+    assert cached.requests <= 1 + math.ceil(rows / 5) + 1 + math.ceil(rows / 16) + 1 + 3
 
 
 # --- our simulator: exact truth -------------------------------------------------------------
@@ -308,5 +314,7 @@ def test_simulator_57_interfaces_take_a_handful_of_pdus() -> None:
 
     reading = run_router(router, scenario)
     assert [i.name for i in reading.interfaces] == [f"ether{n}" for n in range(1, 58)]
-    # an agent without a response cap: 1 GET + 3 GETBULK of 25 rows x 13 columns
-    assert reading.requests == 4
+    # an agent without a response cap: the system GET, 3 GETBULK of 25 rows for the name
+    # columns, 3 for the counters, 1 that finds no ifIn/OutUcastPkts either, and the MikroTik
+    # profile's health GET and walk
+    assert reading.requests == 1 + 3 + 3 + 1 + 2

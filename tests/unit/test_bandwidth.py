@@ -1,5 +1,7 @@
 """Counter maths: wraps, restarts, implausible deltas. Pure logic, no device."""
 
+from dataclasses import replace
+
 from agent.bandwidth import BandwidthCheck, counter_delta
 from agent.config import InterfaceSettings
 from collectors.readings import InterfaceSample, SnmpReading
@@ -91,3 +93,66 @@ def test_utilization_uses_contract_then_port_speed():
     plain.update(reading(1000, 0, 0), now=0.0)
     (port,) = plain.update(reading(2000, 62_500_000, 0), now=10.0)
     assert port.utilization("receive") == 0.05  # against the 1 Gb/s port speed
+
+
+def port_reading(uptime_ticks: int, rx: int, **extra: int | None) -> SnmpReading:
+    base = reading(uptime_ticks, rx, 0).interfaces[0]
+    return SnmpReading("r", "", "1.3.6.1.4.1.14988.1", uptime_ticks, (replace(base, **extra),))
+
+
+def test_port_discontinuity_counts_from_its_time_without_spike():
+    check = BandwidthCheck("r")
+    check.update(port_reading(100_000, 5_000_000_000, discontinuity_ticks=0), now=0.0)
+    # a line card reset 10 s before this poll: its counter restarted, the device did not
+    (port,) = check.update(port_reading(101_500, 2_000_000, discontinuity_ticks=100_500), now=15.0)
+    assert check.restarts == 0
+    assert check.rejected["port_discontinuity"] == 1
+    assert port.receive_bytes_total == 5_000_000_000 + 2_000_000
+    assert port.receive_bps == 2_000_000 * 8 / 10
+
+
+def test_saturated_seconds_add_up_per_direction_and_threshold():
+    lan = InterfaceSettings(name="ether1", capacity_down_mbps=10, saturation_threshold=0.8)
+    check = BandwidthCheck("r", {"ether1": lan})
+    check.update(reading(1000, 0, 0), now=0.0)
+    (port,) = check.update(reading(2000, 11_250_000, 0), now=10.0)  # 9 Mb/s of 10: saturated
+    assert (port.receive_saturated_seconds, port.transmit_saturated_seconds) == (10.0, 0.0)
+    (port,) = check.update(reading(3000, 16_250_000, 0), now=20.0)  # 4 Mb/s: not
+    assert port.receive_saturated_seconds == 10.0
+    (port,) = check.update(reading(4000, 27_500_000, 0), now=30.0)
+    assert port.receive_saturated_seconds == 20.0
+
+
+def test_error_and_discard_ratios_are_shares_of_packets_between_polls():
+    check = BandwidthCheck("r")
+    first = dict(in_errors=10, in_discards=0, in_packets=1000, out_errors=0, out_packets=None)
+    check.update(port_reading(1000, 0, **first), now=0.0)
+    (port,) = check.update(
+        port_reading(2000, 0, in_errors=20, in_discards=30, in_packets=1960, out_errors=0,
+                     out_packets=None), now=10.0,
+    )  # fmt: skip
+    assert port.in_error_ratio == 10 / (10 + 960)
+    assert port.in_discard_ratio == 30 / (30 + 960)
+    assert port.out_error_ratio is None  # no packet counter: no ratio invented
+
+
+def test_rate_uses_when_the_counters_were_read_not_when_the_poll_ended():
+    check = BandwidthCheck("r")
+    check.update(replace(reading(1000, 0, 0), read_at=100.0), now=100.5)  # names walked after
+    (port,) = check.update(replace(reading(2000, 10_000_000, 0), read_at=110.0), now=110.1)
+    assert port.receive_bps == 10_000_000 * 8 / 10
+
+
+def test_each_row_is_timed_by_its_own_answer():
+    """A big table spans several GETBULK answers: a row read 0.4 s before the poll ended must
+    not have its bytes divided by the poll's timing."""
+    from dataclasses import replace
+
+    check = BandwidthCheck("r")
+    first = reading(1000, 0, 0)
+    early = replace(first.interfaces[0], read_at=100.0)
+    check.update(replace(first, interfaces=(early,)), now=100.4)
+    second = reading(2500, 15_000_000, 0)
+    early = replace(second.interfaces[0], read_at=110.0)
+    (port,) = check.update(replace(second, interfaces=(early,)), now=110.9)
+    assert port.receive_bps == 15_000_000 * 8 / 10.0  # not / 10.5

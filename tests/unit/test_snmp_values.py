@@ -157,6 +157,12 @@ class FakeAgent:
         self.limit = limit
         self.sent: list[list[Oidt]] = []
 
+    def packets_sent(self) -> int:
+        return len(self.sent)
+
+    async def discover_engine_id(self) -> bytes:
+        return b"fake-engine"
+
     async def get(self, oids: Sequence[Oidt]) -> list[RawVarBind]:
         values = dict(self.table)
         return [(oid, values.get(oid, rfc1905.NoSuchObject())) for oid in oids]
@@ -242,6 +248,7 @@ def test_client_counts_requests_and_varbinds_and_drops_no_such() -> None:
     result = asyncio.run(client.get(["1.3.6.1.2.1.2.2.1.2.1", "1.3.6.1.2.1.1.5.0"]))
     assert result == {"1.3.6.1.2.1.2.2.1.2.1": "port1"}
     assert (client.requests, client.varbinds) == (1, 2)
+
 
 def test_rows_sharing_a_name_become_separate_ports() -> None:
     # Some devices name several rows alike (ifDescr "Ethernet"); each must be its own series.

@@ -1,0 +1,123 @@
+"""What to ask an SNMP device each poll: the cached name table, pinned ports, port filters.
+
+    planned = PlannedSnmpCollector(SnmpCollector(...), device)
+    reading = await planned.poll()   # names walked on the first poll, then every
+                                     # name_cache_minutes or when ifNumber / sysUpTime say so
+
+Collectors keep no state between polls, so the slow-changing IF-MIB columns (ifName, ifDescr,
+ifAlias, ifSpeed, ifHighSpeed) are cached here and handed to the collector, which re-walks them
+itself when ifNumber changed or the device restarted. `ports:` in the config then decides which
+ports reach the checks and the metrics; with `pinned: true` only the ports listed under
+`interfaces:` are read, by GET, using the ifIndex the cached names give for each ifName, so a
+port keeps its identity when the device renumbers ifIndex.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from pydantic import SecretStr
+from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
+from collectors.readings import InterfaceNames, InterfaceSample, SnmpReading
+from collectors.snmp.client import UsmAuth
+from collectors.snmp.collector import SnmpCollector, build_interfaces
+
+from .config import SnmpDevice
+
+
+def select_ports(
+    interfaces: tuple[InterfaceSample, ...], device: SnmpDevice
+) -> tuple[InterfaceSample, ...]:
+    """The ports the config's `ports:` block keeps, in device order."""
+    ports = device.ports
+    listed = {i.name for i in device.interfaces}
+
+    def keep(sample: InterfaceSample) -> bool:
+        if (ports.roles_only or ports.pinned) and sample.name not in listed:
+            return False
+        if ports.include and not any(fnmatch.fnmatchcase(sample.name, g) for g in ports.include):
+            return False
+        if any(fnmatch.fnmatchcase(sample.name, g) for g in ports.exclude):
+            return False
+        return not (ports.admin_up_only and sample.admin_up is False)
+
+    return tuple(sample for sample in interfaces if keep(sample))
+
+
+def pinned_indexes(names: InterfaceNames, wanted: set[str]) -> list[int]:
+    """ifIndex of each wanted port name, as the cached name table has it now."""
+    rows = build_interfaces(names.columns, {})
+    return sorted(row.index for row in rows if row.name in wanted)
+
+
+class PlannedSnmpCollector:
+    """Wraps an SnmpCollector with the agent-side name cache and the config's port choice."""
+
+    def __init__(
+        self,
+        collector: SnmpCollector,
+        device: SnmpDevice,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.collector = collector
+        self.device = device
+        self._clock = clock
+        self._names: InterfaceNames | None = None
+        self._names_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"PlannedSnmpCollector({self.collector!r})"
+
+    def _known(self) -> InterfaceNames | None:
+        max_age = self.device.name_cache_minutes * 60
+        if self._names is None or self._clock() - self._names_at >= max_age:
+            return None
+        return self._names
+
+    async def poll(self) -> SnmpReading:
+        known = self._known()
+        pinned = None
+        if known is not None and self.device.ports.pinned:
+            pinned = pinned_indexes(known, {i.name for i in self.device.interfaces})
+        reading = await self.collector.poll(known, pinned)
+        if reading.names_refreshed and reading.names is not None:
+            self._names, self._names_at = reading.names, self._clock()
+        return replace(reading, interfaces=select_ports(reading.interfaces, self.device))
+
+    async def close(self) -> None:
+        await self.collector.close()
+
+
+def snmp_collector(device: SnmpDevice, engine: SnmpEngine) -> PlannedSnmpCollector:
+    """The collector for one configured device: credentials from the config, names cached."""
+    host, port = device.host_port
+    usm = None
+    if device.version == "3":
+        assert device.user is not None  # the config requires it for version 3
+        usm = UsmAuth(
+            device.user,
+            auth_protocol=device.auth_protocol,
+            auth_password=_secret(device.auth_password),
+            priv_protocol=device.priv_protocol,
+            priv_password=_secret(device.priv_password),
+            context_name=device.context,
+        )
+    collector = SnmpCollector(
+        host,
+        port,
+        _secret(device.community) or "",
+        version=device.version,
+        usm=usm,
+        timeout=device.timeout,
+        retries=device.retries,
+        engine=engine,
+    )
+    return PlannedSnmpCollector(collector, device)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
