@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.battery import SELFTEST_RESULTS, BatteryReport
 from agent.power import UpsStatus
 
 from .families import Families
@@ -64,3 +65,116 @@ def ups_families(out: Families, device: str, status: UpsStatus) -> None:
         out.info("ups", "Identity of a UPS.", ["device"]).add_metric(
             [device], {label: info.get(label, "") for label in _UPS_INFO.values()}
         )
+
+
+def battery_families(out: Families, device: str, report: BatteryReport) -> None:
+    """Outage ledger and battery health (agent/battery.py); kept while the UPS is unreachable."""
+    labels = ["device"]
+    out.counter(
+        "ups_outages_total", "Times the UPS went on battery (self-tests excluded).", labels
+    ).add_metric([device], report.outages)
+    out.histogram(
+        "ups_outage_duration_seconds", "Duration of finished outages (on-battery spells).", labels
+    ).add_metric(
+        [device],
+        [(_le(bound), float(count)) for bound, count in report.histogram],
+        report.duration_sum,
+    )
+    out.counter(
+        "ups_on_battery_seconds_total", "Seconds the UPS has run on battery.", labels
+    ).add_metric([device], report.on_battery_seconds)
+    out.counter(
+        "ups_outage_before_recharged_total",
+        "Outages that began before the battery had recharged from the previous one.",
+        labels,
+    ).add_metric([device], report.outages_before_recharged)
+    optional: tuple[tuple[str, str, float | None], ...] = (
+        (
+            "ups_last_outage_duration_seconds",
+            "Duration of the latest finished outage.",
+            report.last_outage_seconds,
+        ),
+        (
+            "ups_last_outage_depth_of_discharge_ratio",
+            "Charge used in the latest finished outage, 0 to 1.",
+            report.last_depth_of_discharge,
+        ),
+        (
+            "ups_outage_duration_p90_seconds",
+            "90th percentile of the latest 200 outage durations: the site's typical long cut.",
+            report.typical_outage_seconds,
+        ),
+        (
+            "ups_battery_predicted_runtime_seconds",
+            "Runtime left at the present load and charge, allowing for battery health.",
+            report.predicted_runtime_seconds,
+        ),
+        (
+            "ups_runtime_margin_seconds",
+            "Predicted runtime minus the typical (p90) cut; negative: it would not last one.",
+            report.runtime_margin_seconds,
+        ),
+        (
+            "ups_battery_health_ratio",
+            "Estimated battery state of health, 0 to 1 of rated capacity.",
+            report.health,
+        ),
+        (
+            "ups_battery_capacity_ratio",
+            "Runtime measured in discharges against the nameplate runtime at that load.",
+            report.capacity_ratio,
+        ),
+        (
+            "ups_battery_life_used_ratio",
+            "Design life used by age at the temperatures seen, plus cycles (1 = used up).",
+            report.life_used_ratio,
+        ),
+        (
+            "ups_battery_resistance_ohms",
+            "Battery string resistance from the voltage step when mains is lost.",
+            report.resistance_ohms,
+        ),
+        (
+            "ups_battery_resistance_rise_ratio",
+            "Recent battery resistance over its first measurements; 1.2 means replace soon.",
+            report.resistance_rise_ratio,
+        ),
+        (
+            "ups_last_recharge_duration_seconds",
+            "Time from the end of the latest outage to 99 % charge.",
+            report.last_recharge_seconds,
+        ),
+        (
+            "ups_selftest_age_seconds",
+            "Seconds since the agent first saw the UPS's latest self-test result.",
+            report.selftest_age_seconds,
+        ),
+    )
+    for name, doc, value in optional:
+        if value is not None:
+            out.gauge(name, doc, labels).add_metric([device], value)
+    out.gauge(
+        "ups_battery_health_discharges",
+        "Discharges the battery health estimate rests on (0: age and heat only).",
+        labels,
+    ).add_metric([device], report.health_discharges)
+    if report.selftest_result is not None:
+        results = out.gauge(
+            "ups_selftest_result",
+            "Latest battery self-test result, 1 for the current one.",
+            ["device", "result"],
+        )
+        for result in SELFTEST_RESULTS:
+            results.add_metric([device, result], float(result == report.selftest_result))
+    if report.state_errors:
+        errors = out.counter(
+            "agent_state_errors_total",
+            "State file problems: corrupt (set aside), read, write.",
+            ["device", "error"],
+        )
+        for error, count in sorted(report.state_errors.items()):
+            errors.add_metric([device, error], count)
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else f"{bound:g}"

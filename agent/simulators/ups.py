@@ -10,12 +10,24 @@ right; golden fixtures written by hand guard against a shared mistake)::
     ups.truth()  # {"battery.charge": 100.0, "input.voltage": 230.0, "ups.status": "OL", ...}
 
 `clock` (default time.monotonic) is injectable so tests can fast-forward through an outage.
+
+Battery physics, simple but with the shape of a real lead-acid string:
+- Full-charge runtime follows NUT's runtime law, T(P) = health * T_rated(P_ref) * (P_ref/P)^n
+  (`runtime_exponent` n, 1.0 = plain energy counting; `health` = share of rated capacity left),
+  so an aged battery's charge falls faster at the same load and its runtime is shorter.
+- On mains the string sits at float (2.27 V/cell) when full, at absorption (2.35 V/cell) while
+  recharging; on battery at its open-circuit voltage (11.9 V to 12.7 V per 12 V block, by
+  charge) minus I*R, where the string's resistance rises as health falls, so an old battery sags
+  more when mains is lost.
+Scenarios (load-shedding days, an aged battery, a rebooting gateway, a UPS that goes silent) are
+in agent/simulators/scenarios.py.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from agent.simulators.modbus_server import READ_HOLDING, READ_INPUT, ModbusTcpServer
 from collectors.modbus.encode import encode_image
@@ -25,9 +37,45 @@ ILLEGAL_DATA_ADDRESS = 2
 GATEWAY_TARGET_FAILED = 11
 
 MAINS_VOLTS, MAINS_HZ = 230.0, 50.0  # Pakistan: 230 V 50 Hz
-CELL_EMPTY_V, CELL_FULL_V = 2.0, 2.27  # lead-acid volts per cell, flat to float
+CELL_FLOAT_V, CELL_ABSORB_V = 2.27, 2.35  # on mains: full (float) and recharging (absorption)
+CELL_OCV_EMPTY_V, CELL_OCV_FULL_V = 1.98, 2.117  # open circuit: 11.9 V to 12.7 V per 12 V block
+INVERTER_EFFICIENCY = 0.9
 LOW_RUNTIME_S, LOW_CHARGE_PCT = 120.0, 10.0
 MAX_RUNTIME_S = 86400.0  # what the profile accepts as plausible; idle UPSs report huge numbers
+
+
+class Schedule(Protocol):
+    """When mains is present, as a function of seconds since the simulator started."""
+
+    def mains_on(self, elapsed: float) -> bool: ...
+
+    def next_edge(self, elapsed: float) -> float:
+        """The first elapsed time after `elapsed` at which mains changes (inf: never)."""
+        ...
+
+
+class PeriodicOutages:
+    """Mains off for the last `length` seconds of every `every` seconds."""
+
+    def __init__(self, every: float, length: float) -> None:
+        if not 0 <= length <= every:
+            raise ValueError("outage_length must lie between 0 and outage_every")
+        self.every, self.length = every, length
+
+    def mains_on(self, elapsed: float) -> bool:
+        return elapsed % self.every < self.every - self.length
+
+    def next_edge(self, elapsed: float) -> float:
+        every, length = self.every, self.length
+        cycle_start = elapsed // every * every
+        # The third edge only matters when float rounding puts `elapsed` at the very end of a
+        # cycle; it guarantees the integration always moves forward.
+        edges = (
+            cycle_start + every - length,
+            cycle_start + every,
+            cycle_start + 2 * every - length,
+        )
+        return next(edge for edge in edges if edge > elapsed)
 
 
 class SimulatedUps:
@@ -57,9 +105,12 @@ class SimulatedUps:
         outage_every: float | None = None,  # seconds per cycle (mains on, then off)
         outage_length: float = 0.0,  # seconds of each cycle without mains
         clock: Callable[[], float] = time.monotonic,
+        schedule: Schedule | None = None,  # replaces outage_every/outage_length
+        runtime_exponent: float = 1.0,  # n in T ~ P^-n; ~1.2-1.6 for real UPS batteries
+        resistance_ohms: float = 0.03,  # battery string of a new battery (2 x 18 Ah blocks)
     ) -> None:
-        if outage_every is not None and not 0 <= outage_length <= outage_every:
-            raise ValueError("outage_length must lie between 0 and outage_every")
+        if schedule is None and outage_every is not None:
+            schedule = PeriodicOutages(outage_every, outage_length)
         self.profile: ModbusProfile = load_profile(profile_name)
         self.unit = unit
         self.capacity_wh = capacity_wh
@@ -78,6 +129,7 @@ class SimulatedUps:
             "ups.mfr.date": mfr_date,
             "battery.date": battery_date,
             "battery.date.maintenance": battery_date,
+            "ups.test.result": "Done and passed",  # the weekly self-test, as APC reg 23 says
         }
         self.nominal = {
             "ups.power.nominal": float(nominal_va),
@@ -85,11 +137,16 @@ class SimulatedUps:
         }
         self.outage_every = outage_every
         self.outage_length = outage_length
+        self.schedule = schedule
+        self.runtime_exponent = runtime_exponent
+        self.resistance_ohms = resistance_ohms
+        self.answering = True  # False: the UPS behind the gateway is silent (client times out)
         self.clock = clock
         self.charge_pct = charge_pct
         self._start = self._last = clock()
         self._mains_override: bool | None = None
         self.server = ModbusTcpServer(self.register_source)
+        self._bound: tuple[str, int] | None = None
 
     # --- control ---------------------------------------------------------------------------
 
@@ -101,16 +158,27 @@ class SimulatedUps:
     def mains_on(self, at: float | None = None) -> bool:
         if self._mains_override is not None:
             return self._mains_override
-        if self.outage_every is None:
+        if self.schedule is None:
             return True
-        phase = ((self.clock() if at is None else at) - self._start) % self.outage_every
-        return phase < self.outage_every - self.outage_length
+        return self.schedule.mains_on((self.clock() if at is None else at) - self._start)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        return await self.server.start(host, port)
+        self._bound = await self.server.start(host, port)
+        return self._bound
 
     async def stop(self) -> None:
         await self.server.stop()
+
+    async def restart(self) -> None:
+        """Listen again on the address of the first start, as a card back from a reboot does."""
+        if self._bound is None:
+            raise RuntimeError("restart() before start()")
+        await self.server.start(*self._bound)
+
+    def runtimecal(self) -> tuple[float, float, float, float]:
+        """A NEW battery's datasheet as NUT runtimecal: [s at 100 % load, 100, s at 50 %, 50]."""
+        full, half = float(self.nominal_w), self.nominal_w / 2.0
+        return (self._full_runtime(full, 1.0), 100.0, self._full_runtime(half, 1.0), 50.0)
 
     # --- physics ---------------------------------------------------------------------------
 
@@ -123,28 +191,35 @@ class SimulatedUps:
             seconds = step_end - t
             if self.mains_on(t):
                 self.charge_pct += 100.0 * seconds / self.recharge_seconds
-            else:
-                self.charge_pct -= 100.0 * self.load_w * seconds / 3600.0 / self._usable_wh()
+            elif self.load_w > 0:
+                self.charge_pct -= 100.0 * seconds / self._full_runtime(self.load_w, self.health)
             self.charge_pct = min(100.0, max(0.0, self.charge_pct))
             t = step_end
         self._last = now
 
     def _next_edge(self, t: float) -> float:
-        if self._mains_override is not None or self.outage_every is None:
+        if self._mains_override is not None or self.schedule is None:
             return float("inf")
-        every, length = self.outage_every, self.outage_length
-        cycle_start = self._start + (t - self._start) // every * every
-        # The third edge only matters when float rounding puts t at the very end of a cycle;
-        # it guarantees _advance always moves forward.
-        edges = (
-            cycle_start + every - length,
-            cycle_start + every,
-            cycle_start + 2 * every - length,
-        )
-        return next(edge for edge in edges if edge > t)
+        return self._start + self.schedule.next_edge(t - self._start)
 
-    def _usable_wh(self) -> float:
-        return self.capacity_wh * self.health
+    def _full_runtime(self, watts: float, health: float) -> float:
+        """Seconds from full to empty at `watts`; the rated Wh hold at half the rated power."""
+        reference = self.nominal_w / 2.0
+        rated = self.capacity_wh * 3600.0 / reference
+        return health * rated * (reference / watts) ** self.runtime_exponent
+
+    def _string_resistance(self) -> float:
+        # Resistance climbs as capacity fades (sulphation, dry-out): 1.8x at 60 % health.
+        return self.resistance_ohms * (1.0 + 2.0 * (1.0 - self.health))
+
+    def _battery_volts(self, mains: bool, load_w: float) -> float:
+        if mains:
+            return self.cells * (CELL_FLOAT_V if self.charge_pct >= 99.5 else CELL_ABSORB_V)
+        ocv = self.cells * (
+            CELL_OCV_EMPTY_V + (CELL_OCV_FULL_V - CELL_OCV_EMPTY_V) * self.charge_pct / 100.0
+        )
+        amps = load_w / (INVERTER_EFFICIENCY * ocv)
+        return ocv - amps * self._string_resistance()
 
     def truth(self) -> dict[str, float | str]:
         """What the UPS serves right now, in NUT names; ups.status holds the flags."""
@@ -152,14 +227,13 @@ class SimulatedUps:
         mains = self.mains_on()
         output_on = mains or self.charge_pct > 0.0
         load_w = self.load_w if output_on else 0.0
-        remaining_wh = self._usable_wh() * self.charge_pct / 100.0
-        if remaining_wh <= 0.0:
+        if self.charge_pct <= 0.0:
             runtime = 0.0
-        elif load_w <= 0.0:
+        elif self.load_w <= 0.0:
             runtime = MAX_RUNTIME_S
         else:
-            runtime = min(MAX_RUNTIME_S, remaining_wh * 3600.0 / load_w)
-        cell_v = CELL_EMPTY_V + (CELL_FULL_V - CELL_EMPTY_V) * self.charge_pct / 100.0
+            full = self._full_runtime(self.load_w, self.health)
+            runtime = min(MAX_RUNTIME_S, full * self.charge_pct / 100.0)
         flags = ["OL" if mains else "OB"]
         if not output_on:
             flags.append("OFF")
@@ -170,7 +244,7 @@ class SimulatedUps:
         values: dict[str, float | str] = {
             "battery.charge": self.charge_pct,
             "battery.runtime": float(round(runtime)),
-            "battery.voltage": self.cells * cell_v,
+            "battery.voltage": self._battery_volts(mains, load_w),
             "battery.temperature": self.temperature_c,
             "ups.load": 100.0 * load_w / self.nominal_w,
             "input.voltage": MAINS_VOLTS if mains else 0.0,
@@ -192,8 +266,10 @@ class SimulatedUps:
 
     def register_source(
         self, unit: int, function: int, address: int, count: int
-    ) -> list[int] | int:
-        """Serve reads that fall inside one profile block, like APC's card does."""
+    ) -> list[int] | int | None:
+        """Serve reads that fall inside one profile block, like APC's card does; None: silent."""
+        if not self.answering:
+            return None
         if unit != self.unit:
             return GATEWAY_TARGET_FAILED
         table = {READ_HOLDING: "holding", READ_INPUT: "input"}[function]

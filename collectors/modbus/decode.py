@@ -26,6 +26,7 @@ from collectors.readings import UpsReading
 # (register table, address) -> 16-bit word; the collector fills it from whole block reads.
 RegisterImage = Mapping[tuple[str, int], int]
 
+SUNSPEC_NOT_IMPLEMENTED = 0x8000  # a sunssf register that says "no scale factor"
 EPOCH = dt.date(2000, 1, 1)  # APC dates count days from here (AN176; NUT apc_modbus.c)
 
 # "Not available" raw bits when a profile gives none: SunSpec/Socomec/APC conventions.
@@ -141,6 +142,19 @@ def compile_field(spec: FieldSpec, default_order: ByteOrder = "ABCD") -> FieldDe
 
         return FieldDecoder(spec.name, keys, convert_string)
 
+    if spec.text is not None or spec.text_bits is not None:
+        by_value, by_bit = spec.text, spec.text_bits
+
+        def convert_text(words: Sequence[int]) -> str | None:
+            raw = words_to_raw(words, order)
+            if by_value is not None:
+                return by_value.get(raw)
+            assert by_bit is not None
+            # "" = a valid "nothing set", which decode() leaves out without counting it invalid.
+            return next((by_bit[bit] for bit in sorted(by_bit) if raw >> bit & 1), "")
+
+        return FieldDecoder(spec.name, keys, convert_text)
+
     if spec.type == "date":
 
         def convert_date(words: Sequence[int]) -> str | None:
@@ -153,14 +167,22 @@ def compile_field(spec: FieldSpec, default_order: ByteOrder = "ABCD") -> FieldDe
     bits = 16 * spec.width
     factor, offset = multiplier(spec), spec.offset
     low, high = spec.valid if spec.valid is not None else (-math.inf, math.inf)
+    width = spec.width
+    if spec.scale_register is not None:
+        keys += ((spec.table, spec.scale_register),)  # the SF word comes last
 
     def convert_number(words: Sequence[int]) -> float | None:
-        raw = words_to_raw(words, order)
+        raw = words_to_raw(words[:width], order)
         if raw in sentinels:
             return None
         value = to_number(raw, bits)
         if math.isnan(value):
             return None
+        if len(words) > width:
+            sf = words[width]
+            if sf == SUNSPEC_NOT_IMPLEMENTED:
+                return None
+            value *= 10.0 ** (sf - 0x10000 if sf & 0x8000 else sf)
         value = value * factor + offset
         return value if low <= value <= high else None
 
@@ -170,7 +192,10 @@ def compile_field(spec: FieldSpec, default_order: ByteOrder = "ABCD") -> FieldDe
 def decode_flags(bitfield: Bitfield, words: Sequence[int], default_order: ByteOrder) -> set[str]:
     """NUT status tokens whose bits are set."""
     raw = words_to_raw(words, bitfield.byte_order or default_order)
-    return {token for bit, token in bitfield.bits.items() if raw >> bit & 1}
+    flags = {token for bit, token in bitfield.bits.items() if raw >> bit & 1}
+    if raw in bitfield.values:
+        flags.add(bitfield.values[raw])
+    return flags
 
 
 class DecodePlan:
@@ -194,7 +219,8 @@ class DecodePlan:
             if result is None:
                 invalid.append(field.name)
             elif isinstance(result, str):
-                info[field.name] = result
+                if result:
+                    info[field.name] = result
             else:
                 values[field.name] = result
         flags: set[str] = set()

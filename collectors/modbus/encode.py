@@ -42,6 +42,14 @@ def encode_field(spec: FieldSpec, value: float | str | None, default_order: Byte
     order = spec.byte_order or default_order
     if spec.type == "string":
         return encode_string("" if value is None else str(value), spec.width, order)
+    if spec.text_bits is not None:
+        bits = [bit for bit, text in spec.text_bits.items() if text == value]
+        return raw_to_words(1 << bits[0] if bits else 0, 1, order)
+    if spec.text is not None and value is not None:
+        codes = [raw for raw, text in spec.text.items() if text == value]
+        if not codes:
+            raise ValueError(f"{spec.name}: {value!r} is not one of its texts")
+        return raw_to_words(codes[0], 1, order)
     if value is None:
         sentinels = not_available(spec)
         if sentinels:
@@ -80,6 +88,8 @@ def encode_image(
         words = encode_field(spec, values.get(spec.name), profile.byte_order)
         for i, word in enumerate(words):
             image[(spec.table, spec.address + i)] = word
+        if spec.scale_register is not None:
+            image[(spec.table, spec.scale_register)] = 0  # SunSpec SF 0: raw is the value
     for bitfield in profile.bitfields:
         raw = sum(1 << bit for bit, token in bitfield.bits.items() if token in flags)
         words = raw_to_words(raw, bitfield.width, bitfield.byte_order or profile.byte_order)

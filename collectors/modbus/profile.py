@@ -89,6 +89,12 @@ class FieldSpec(_Model):
     offset: float = 0.0  # added after scaling (Deye temperatures are stored +100)
     not_available: tuple[int, ...] | None = None  # raw register bits; None: per-type default
     valid: tuple[float, float] | None = None  # plausible [min, max] in the final unit
+    # SunSpec: address of the signed *_SF register (same table); value = raw * 10**SF * scale.
+    scale_register: int | None = Field(default=None, ge=0, le=0xFFFF)
+    # u16 codes as NUT words for .info: `text` by value (unlisted -> invalid), `text_bits` by
+    # the lowest listed bit that is set (none set -> nothing to report).
+    text: dict[int, str] | None = None
+    text_bits: dict[int, str] | None = None
 
     @property
     def width(self) -> int:
@@ -104,7 +110,14 @@ class FieldSpec(_Model):
             raise ValueError("scale: give scale or binary_point, not both")
         if self.scale == 0:
             raise ValueError("scale: must not be 0")
+        if self.text is not None and self.text_bits is not None:
+            raise ValueError("text: give text or text_bits, not both")
+        if (self.text is not None or self.text_bits is not None) and self.type != "u16":
+            raise ValueError(f"text: only u16 codes take text, not {self.type}")
+        if self.text_bits is not None and any(not 0 <= bit < 16 for bit in self.text_bits):
+            raise ValueError("text_bits: bits of a u16 are 0 to 15")
         numeric_only = {
+            "scale_register": self.scale_register is not None,
             "scale": self.scale is not None,
             "binary_point": self.binary_point is not None,
             "offset": self.offset != 0.0,
@@ -132,7 +145,9 @@ class Bitfield(_Model):
     address: int = Field(ge=0, le=0xFFFF)
     type: Literal["u16", "u32"] = "u16"
     byte_order: ByteOrder | None = None
-    bits: dict[int, StatusToken] = Field(min_length=1)
+    bits: dict[int, StatusToken] = Field(default_factory=dict)
+    # An enum register instead of bits: the whole value selects a token (Growatt status 2 -> OB).
+    values: dict[int, StatusToken] = Field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -140,6 +155,8 @@ class Bitfield(_Model):
 
     @model_validator(mode="after")
     def _bits_fit(self) -> Bitfield:
+        if not self.bits and not self.values:
+            raise ValueError("bits: give bits or values")
         for bit in self.bits:
             if not 0 <= bit < 16 * self.width:
                 raise ValueError(f"bits: bit {bit} does not exist in a {self.type}")
@@ -159,7 +176,9 @@ class ModbusProfile(_Model):
 
     @property
     def known_flags(self) -> frozenset[str]:
-        return frozenset(token for bf in self.bitfields for token in bf.bits.values())
+        return frozenset(
+            token for bf in self.bitfields for token in (*bf.bits.values(), *bf.values.values())
+        )
 
     def block_for(self, table: str, address: int, width: int) -> Block | None:
         """The block that holds registers [address, address + width), if any."""
@@ -184,6 +203,11 @@ class ModbusProfile(_Model):
                 raise ValueError(
                     f"{where}.address: {spec.table} {spec.address}+{spec.width} "
                     "is not inside one declared block"
+                )
+            sf = spec.scale_register
+            if sf is not None and self.block_for(spec.table, sf, 1) is None:
+                raise ValueError(
+                    f"{where}.scale_register: {spec.table} {sf} is not inside a declared block"
                 )
         for i, bf in enumerate(self.bitfields):
             if self.block_for(bf.table, bf.address, bf.width) is None:

@@ -19,6 +19,7 @@ from agent.simulators.ups import SimulatedUps
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.decode import multiplier
 from collectors.modbus.profile import load_profile
+from collectors.modbus.transport import Gateway, Link
 from collectors.readings import PollError, UpsReading
 
 from .conftest import require
@@ -58,7 +59,7 @@ def poll_error(c: ModbusCollector) -> Awaitable[PollError]:
 def assert_matches_truth(reading: UpsReading, truth: dict[str, float | str]) -> None:
     """Every served value comes back within half a step of its field's scaling."""
     for spec in PROFILE.fields:
-        if spec.type in ("string", "date"):
+        if spec.type in ("string", "date") or spec.text is not None or spec.text_bits is not None:
             assert reading.info[spec.name] == truth[spec.name]
         elif spec.name in truth:
             step = multiplier(spec)
@@ -151,7 +152,9 @@ def test_connection_is_kept_between_polls_and_recovers_after_a_restart() -> None
     async def go() -> None:
         ups = SimulatedUps(clock=FakeClock())
         host, port = await ups.start()
-        c = collector(port)
+        link = Link("tcp", host, port)
+        gateway = Gateway(link, timeout=1.0, retries=0, backoff_min=0.2)
+        c = ModbusCollector.on_gateway(gateway, 1, PROFILE)
         try:
             await c.poll()
             await c.poll()
@@ -159,11 +162,16 @@ def test_connection_is_kept_between_polls_and_recovers_after_a_restart() -> None
             await ups.stop()
             down = await poll_error(c)
             await ups.start(host, port)
+            # Within the back-off the gateway is not tried again: the last reason stands.
+            waiting = await poll_error(c)
+            await asyncio.sleep(0.25)
             back = await c.poll()
         finally:
             await c.close()
             await ups.stop()
         assert down.reason == "refused"
+        assert waiting.reason == "refused"
+        assert "next connect attempt in" in str(waiting)
         assert back.flags == {"OL"}
         assert ups.server.connections == 2
 
@@ -207,7 +215,7 @@ def test_closed_port_is_refused() -> None:
     ("answer", "reason", "text"),
     [
         (2, "exception_2", "Modbus exception 2 (illegal data address) reading holding 0+27"),
-        (6, "exception_6", "Modbus exception 6 (device busy)"),
+        (6, "exception_6", "Modbus exception 6 (device busy) reading holding 0+27 after 3 tries"),
         (None, "timeout", "no answer to holding 0+27 within 0.3 s"),
     ],
 )

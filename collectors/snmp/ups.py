@@ -1,0 +1,282 @@
+"""UPS over SNMP: RFC 1628 UPS-MIB and APC PowerNet-MIB, mapped to NUT names by YAML profiles.
+
+    profile = await detect_ups(client, "1.3.6.1.4.1.8072.3.2.10")  -> the "ietf-ups-mib" profile
+    reading = await read_ups(client, profile)
+    reading.values  -> {"battery.charge": 100.0, "battery.runtime": 65520.0, ...}
+    reading.flags   -> frozenset({"OL"})
+
+A profile lives in collectors/profiles/snmp-ups/<name>.yaml. Detection: the profiles whose
+`match` prefix fits the sysObjectID (longest first), then those without one, are tried in turn;
+the first whose `probe` OID answers is the device's. APC PDUs share APC's sysObjectID prefix
+but have no upsBasicIdentModel, and many UPS cards report a generic sysObjectID, so the answer
+to the probe decides, not the prefix alone.
+
+Each quantity lists its sources in order of preference (the high-precision object first); the
+first usable one wins. A value that is the wrong type, a listed "unknown" sentinel (-1) or out
+of its plausible range is never a value: its name goes to UpsReading.invalid, unless a later
+source gives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from collectors.readings import PollError, UpsReading
+
+from .client import Counter64, Oid, SnmpClient, Value
+from .profile import ProfileError, select_profile
+
+_OID = r"^[0-9]+(\.[0-9]+)+$"
+_PACKAGE = "collectors"
+_FOLDER = ("profiles", "snmp-ups")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """One OID that gives a quantity: a scalar, or a table column (`table: true`)."""
+
+    oid: Annotated[str, Field(pattern=_OID)]
+    table: bool = False
+    aggregate: Literal["first", "max"] = "first"  # rows -> one value (first: lowest index)
+    scale: float = 1.0  # raw * scale = value in NUT's unit (percent, seconds, volts, ...)
+    unknown: list[int] = []  # raw values the device sends for "not available"
+    range: tuple[float, float] | None = None  # plausible value after scaling, inclusive
+    map: dict[int, str] = {}  # info only: an enumeration's raw value -> NUT's words
+
+
+class FlagSource(_Strict):
+    """An enumeration that sets NUT status tokens; `field` names it in UpsReading.invalid."""
+
+    field: str
+    oid: Annotated[str, Field(pattern=_OID)]
+    map: dict[int, list[str]]  # raw state -> tokens ([]: a known state that sets none)
+
+
+class UpsProfile(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    description: str = ""
+    source: str  # where the OIDs and their meanings come from
+    match: list[Annotated[str, Field(pattern=_OID)]] = []
+    probe: Annotated[str, Field(pattern=_OID)]  # answers on a device this profile fits
+    manufacturer: str = ""  # device.mfr when no info source gives one
+    values: dict[str, list[Source]] = {}
+    info: dict[str, list[Source]] = {}
+    flags: list[FlagSource] = []
+
+    def known_flags(self) -> frozenset[str]:
+        return frozenset(t for f in self.flags for tokens in f.map.values() for t in tokens)
+
+    def scalar_oids(self) -> list[str]:
+        sources = [s for group in (self.values, self.info) for ss in group.values() for s in ss]
+        oids = [s.oid for s in sources if not s.table] + [f.oid for f in self.flags]
+        return list(dict.fromkeys(oids))
+
+    def columns(self) -> list[str]:
+        sources = [s for group in (self.values, self.info) for ss in group.values() for s in ss]
+        return list(dict.fromkeys(s.oid for s in sources if s.table))
+
+
+def available_profiles() -> list[str]:
+    folder = resources.files(_PACKAGE).joinpath(*_FOLDER)
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+@cache
+def load_profile(name: str) -> UpsProfile:
+    path = resources.files(_PACKAGE).joinpath(*_FOLDER, f"{name}.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileError(f"snmp-ups profile {name}: cannot read: {exc}") from None
+    try:
+        profile = UpsProfile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ProfileError(f"snmp-ups profile {name}: {where}: {first['msg']}") from None
+    if profile.name != name:
+        raise ProfileError(f"snmp-ups profile {name}: name: says {profile.name!r}, file is {name}")
+    return profile
+
+
+@cache
+def all_profiles() -> tuple[UpsProfile, ...]:
+    return tuple(load_profile(name) for name in available_profiles())
+
+
+def _prefix_length(profile: UpsProfile, sys_object_id: str) -> int | None:
+    """Length of the longest `match` prefix sysObjectID starts with; 0 with no `match`."""
+    if not profile.match:
+        return 0
+    fits = [p for p in profile.match if sys_object_id == p or sys_object_id.startswith(p + ".")]
+    return max(map(len, fits)) if fits else None
+
+
+def candidates(sys_object_id: str) -> list[UpsProfile]:
+    """Profiles to probe, most specific first; empty when a router profile claims the device.
+
+    A sysObjectID that a router or switch profile (collectors/profiles/snmp/) names is a
+    router: it is not probed, so a router's poll costs no extra request.
+    """
+    oid = sys_object_id.strip(".")
+    ranked = [(n, p) for p in all_profiles() if (n := _prefix_length(p, oid)) is not None]
+    if not any(n for n, _ in ranked) and select_profile(oid).name != "generic":
+        return []
+    return [p for _, p in sorted(ranked, key=lambda pair: (-pair[0], pair[1].name))]
+
+
+async def detect_ups(client: SnmpClient, sys_object_id: str) -> UpsProfile | None:
+    """The UPS profile of this device, or None when it is not a UPS (one GET for all probes)."""
+    profiles = candidates(sys_object_id)
+    if not profiles:
+        return None
+    try:
+        answer = await client.get(list(dict.fromkeys(p.probe for p in profiles)))
+    except PollError as exc:
+        if exc.reason != "protocol":  # SNMPv1 answers a missing OID with noSuchName
+            raise
+        answer = await _probe_one_by_one(client, profiles)
+    for profile in profiles:
+        if profile.probe in answer:
+            return profile
+    return None
+
+
+async def _probe_one_by_one(client: SnmpClient, profiles: list[UpsProfile]) -> dict[str, Value]:
+    found: dict[str, Value] = {}
+    for profile in profiles:
+        try:
+            found |= await client.get([profile.probe])
+        except PollError as exc:
+            if exc.reason != "protocol":
+                raise
+    return found
+
+
+async def read_ups(client: SnmpClient, profile: UpsProfile) -> UpsReading:
+    """One GET of the profile's scalars and a walk of its table columns."""
+    requests = client.requests
+    scalars = await client.get(profile.scalar_oids())
+    columns = await client.walk_columns(profile.columns()) if profile.columns() else {}
+    reading = ups_reading(profile, scalars, columns)
+    return UpsReading(
+        values=reading.values,
+        info=reading.info,
+        flags=reading.flags,
+        known_flags=reading.known_flags,
+        invalid=reading.invalid,
+        requests=client.requests - requests,
+    )
+
+
+def ups_reading(
+    profile: UpsProfile,
+    scalars: Mapping[str, Value],
+    columns: Mapping[str, Mapping[str, Value]],
+) -> UpsReading:
+    """Raw answers -> a UpsReading in NUT's vocabulary."""
+    invalid: list[str] = []
+
+    def raw(source: Source) -> Value | None:
+        if not source.table:
+            return scalars.get(source.oid)
+        rows = columns.get(source.oid, {})
+        if not rows:
+            return None
+        ordered = [rows[k] for k in sorted(rows, key=_row_key)]
+        if source.aggregate == "max" and all(_integer(v) is not None for v in ordered):
+            return max(ordered, key=lambda v: _integer(v) or 0)
+        return ordered[0]
+
+    values: dict[str, float] = {}
+    for name, sources in profile.values.items():
+        answered = False
+        for source in sources:
+            value = raw(source)
+            if value is None:
+                continue
+            answered = True
+            number = _number(source, value)
+            if number is not None:
+                values[name] = number
+                break
+        else:
+            if answered:
+                invalid.append(name)
+
+    info: dict[str, str] = {}
+    for name, sources in profile.info.items():
+        answered = False
+        for source in sources:
+            value = raw(source)
+            if value is None:
+                continue
+            answered = True
+            words = _text(source, value)
+            if words is None:
+                continue
+            if words:
+                info[name] = words
+            break
+        else:
+            if answered:
+                invalid.append(name)
+    if profile.manufacturer and "device.mfr" not in info:
+        info["device.mfr"] = profile.manufacturer
+
+    flags: set[str] = set()
+    for flag in profile.flags:
+        state = _integer(scalars.get(flag.oid))
+        if state is not None and state in flag.map:
+            flags.update(flag.map[state])
+        elif flag.oid in scalars:
+            invalid.append(flag.field)
+    return UpsReading(
+        values=values,
+        info=info,
+        flags=frozenset(flags),
+        known_flags=profile.known_flags(),
+        invalid=tuple(invalid),
+    )
+
+
+def _row_key(index: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in index.split(".") if part.isdigit())
+
+
+def _integer(value: Value | None) -> int | None:
+    """An INTEGER / Gauge32 / TimeTicks; None for strings, OIDs, bytes and Counter64."""
+    if isinstance(value, int) and not isinstance(value, Counter64 | bool):
+        return value
+    return None
+
+
+def _number(source: Source, value: Value) -> float | None:
+    raw = _integer(value)
+    if raw is None or raw in source.unknown:
+        return None
+    number = raw * source.scale
+    if source.range is not None and not source.range[0] <= number <= source.range[1]:
+        return None
+    return round(number, 6)  # 2131 * 0.1 is 213.10000000000002
+
+
+def _text(source: Source, value: Value) -> str | None:
+    """Identity text ("" when the device left it blank), an enumeration's words, or None."""
+    if source.map:
+        state = _integer(value)
+        return source.map.get(state) if state is not None else None
+    if isinstance(value, str) and not isinstance(value, Oid):
+        return value.replace("\x00", "").strip()[:128]
+    return None

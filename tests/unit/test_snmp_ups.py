@@ -1,0 +1,70 @@
+"""UPS profiles without a network: detection order and the value rules, on raw answers."""
+
+from __future__ import annotations
+
+from collectors.snmp.client import Counter64, Oid
+from collectors.snmp.ups import candidates, load_profile, ups_reading
+
+APC = "1.3.6.1.4.1.318.1.1.1."
+
+
+def test_apc_prefers_high_precision_and_falls_back_to_integer_objects() -> None:
+    profile = load_profile("apc-powernet")
+    reading = ups_reading(
+        profile,
+        {
+            APC + "2.3.1.0": 874,  # upsHighPrecBatteryCapacity, 0.1 %
+            APC + "2.2.1.0": 87,  # upsAdvBatteryCapacity: ignored, the precise one answered
+            APC + "2.2.3.0": 180000,  # upsAdvBatteryRunTimeRemaining, TimeTicks: 30 min
+            APC + "4.2.3.0": 41,  # upsAdvOutputLoad (no high-precision load on this card)
+            APC + "4.1.1.0": 3,  # upsBasicOutputStatus onBattery
+            APC + "2.1.1.0": 3,  # upsBasicBatteryStatus batteryLow
+            APC + "2.2.4.0": 2,  # upsAdvBatteryReplaceIndicator batteryNeedsReplacing
+            APC + "1.1.1.0": "Smart-UPS 1500",
+            APC + "1.2.3.0": "AS1234567890",
+        },
+        {},
+    )
+    assert reading.values == {"battery.charge": 87.4, "battery.runtime": 1800.0, "ups.load": 41.0}
+    assert reading.flags == {"OB", "LB", "RB"}
+    assert reading.info["device.mfr"] == "APC"
+    assert reading.info["device.serial"] == "AS1234567890"
+    assert reading.invalid == ()
+
+
+def test_sentinels_odd_types_and_unknown_enums_are_invalid_not_values() -> None:
+    profile = load_profile("ietf-ups-mib")
+    mib = "1.3.6.1.2.1.33.1."
+    reading = ups_reading(
+        profile,
+        {
+            mib + "2.4.0": -1,  # charge: the "unknown" many cards send
+            mib + "2.3.0": Counter64(5),  # runtime: a Counter64 is not a gauge
+            mib + "2.7.0": -1,  # temperature: listed sentinel
+            mib + "2.5.0": "532",  # voltage as text: wrong type
+            mib + "4.1.0": 9,  # upsOutputSource has no state 9
+            mib + "1.2.0": Oid("1.3.6"),  # model as an OID
+        },
+        {mib + "4.4.1.5": {"1": 30, "2": 250}},  # the most loaded line at 250 %: implausible
+    )
+    assert "battery.charge" not in reading.values
+    assert set(reading.invalid) >= {
+        "battery.charge", "battery.runtime", "battery.temperature", "battery.voltage",
+        "ups.status", "device.model", "ups.load",
+    }  # fmt: skip
+    assert reading.flags == frozenset()
+
+
+def test_three_phase_load_is_the_most_loaded_line() -> None:
+    reading = ups_reading(
+        load_profile("ietf-ups-mib"), {}, {"1.3.6.1.2.1.33.1.4.4.1.5": {"3": 12, "1": 21, "2": 16}}
+    )
+    assert reading.values == {"ups.load": 21.0}
+
+
+def test_router_profiles_are_not_probed_but_generic_and_apc_ids_are() -> None:
+    assert candidates("1.3.6.1.4.1.14988.1") == []  # MikroTik: a router, no extra request
+    assert [p.name for p in candidates("1.3.6.1.4.1.8072.3.2.10")] == ["ietf-ups-mib"]
+    assert [p.name for p in candidates("1.3.6.1.4.1.318.1.3.2.12")] == [
+        "apc-powernet", "ietf-ups-mib",
+    ]  # fmt: skip
