@@ -1,0 +1,46 @@
+"""The status page's HTML: what the admin reads, and nothing from a device unescaped."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from agent.power import UpsStatus
+from agent.state import AgentState, DeviceState
+from exporters.status_page import ago, render_page, status_document
+
+
+def test_ago_reads_like_a_person():
+    assert [ago(None), ago(12.4), ago(300), ago(7200), ago(3 * 86400)] == [
+        "never", "12 s ago", "5 min ago", "2 h ago", "3 days ago",
+    ]  # fmt: skip
+
+
+def ups_state(model: str, on_battery: bool) -> DeviceState:
+    status = UpsStatus(
+        on_battery=on_battery, low_battery=False, replace_battery=False,
+        flags=MappingProxyType({"OB": 1} if on_battery else {"OL": 1}),
+        values=MappingProxyType({"battery.charge": 64.0, "battery.runtime": 1500.0}),
+        info=MappingProxyType({"device.model": model}), invalid_fields=(),
+    )  # fmt: skip
+    return DeviceState("ups-1", "modbus", up=True, reason="ok", last_success=1000.0, status=status)
+
+
+def test_device_texts_are_escaped_and_states_shown():
+    state = AgentState("S-1", "Centre <b>1</b>", "1.0")
+    state.devices["ups-1"] = ups_state('<script>alert("x")</script>', on_battery=True)
+    state.devices["sw"] = DeviceState("sw", "snmp", up=False, reason="timeout", message="a & b")
+    page = render_page(state, now=1012.0)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    assert "Centre &lt;b&gt;1&lt;/b&gt;" in page
+    assert "On battery" in page and "charge 64%, runtime 25 min" in page
+    assert "last answer 12 s ago" in page and "last answer never" in page
+    assert "Down: timeout" in page and "a &amp; b" in page
+
+
+def test_status_document_lists_ups_and_devices():
+    state = AgentState("S-1", "", "1.0")
+    state.devices["ups-1"] = ups_state("SMT1500", on_battery=False)
+    doc = status_document(state, now=1005.0)
+    assert doc["ups"][0]["on_battery"] is False and doc["ups"][0]["charge_percent"] == 64.0
+    assert doc["devices"][0]["last_success_age_seconds"] == 5.0
+    assert doc["links"] == []
