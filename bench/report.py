@@ -1,0 +1,146 @@
+"""Writes RESULTS.md from the JSON files the benchmarks left in one directory.
+
+/opt/erozgar-venv/bin/python bench/report.py DIR > bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchlib import machine
+
+
+def _load(directory: Path, name: str) -> Any:
+    path = directory / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _verdict(ok: bool) -> str:
+    return "meets" if ok else "**misses**"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.2f} %"
+
+
+def _hub_rows(hub: dict[str, Any]) -> list[str]:
+    rows = []
+    for run in hub["runs"]:
+        rows.append(
+            f"| 3 | hub: {run['devices']} x {hub['ports_per_device']}-port switches every "
+            f"{hub['interval_seconds']} s, agent on one core | poll start delay p50 "
+            f"{_ms(run['start_delay_p50_seconds'])}, p95 {_ms(run['start_delay_p95_seconds'])}; "
+            f"{run['skipped_runs']:.0f} skipped, {run['poll_errors']:.0f} failed; agent CPU "
+            f"{_pct(run['agent_cpu_share_of_one_core'])}, responder CPU "
+            f"{_pct(run['responder_cpu_share'])} | | |"
+        )
+    control = hub["responder_control"]
+    best = hub["largest_on_time"]
+    rows.append(
+        f"| 3 | hub: most switches polled on time (p95 start delay under "
+        f"{hub['late_threshold_seconds']:g} s, nothing skipped or failed) | {best} "
+        f"(responder control: {control['answers_per_second']:.0f} answers/s at "
+        f"{_pct(control['responder_cpu_share'])} of a core) | 500 or more | "
+        f"{_verdict(best >= 500)} |"
+    )
+    return rows
+
+
+def render(directory: Path) -> str:
+    facts = machine()
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `bash bench/run_all.sh`; each script's docstring gives its method. The agent",
+        "always runs as its own `erozgar-agent run` process and the simulators in another, so its",
+        "CPU (utime+stime from /proc/PID/stat) and memory (VmHWM from /proc/PID/status) are its",
+        "own. Spreads: median, interquartile range (q1-q3), min-max.",
+        "",
+        f"Machine: {facts['nproc']} CPUs (`nproc`), {facts['cpu']}, Python {facts['python']},",
+        f"Linux {facts['kernel']}.",
+        "",
+        "| # | figure | measured | target | |",
+        "|---|---|---|---|---|",
+    ]
+    centre = _load(directory, "centre")
+    scrape = _load(directory, "scrape")
+    idle = _load(directory, "accuracy-idle")
+    loaded = _load(directory, "accuracy-load")
+    if centre:
+        fp = centre["footprint"]
+        per = fp["cpu_share_per_window"]
+        spread = (
+            f" (per minute: median {_pct(per['median'])}, {_pct(per['min'])}-{_pct(per['max'])})"
+            if per
+            else ""
+        )
+        lines.append(
+            f"| 2 | reference centre, agent CPU over {fp['minutes']:.1f} min | "
+            f"{_pct(fp['cpu_share_of_one_core'])} of one core{spread} | under 2 % | "
+            f"{_verdict(fp['cpu_share_of_one_core'] < 0.02)} |"
+        )
+        rss_mb = fp["peak_rss_mib"] * 1.048576
+        lines.append(
+            f"| 2 | reference centre, agent peak RSS ({fp['series']} series) | "
+            f"{rss_mb:.1f} MB | under 60 MB | {_verdict(rss_mb < 60)} |"
+        )
+        st = centre["startup"]["seconds"]
+        if st:
+            lines.append(
+                f"| 6 | start-up: exec to first complete /metrics ({st['n']} starts) | median "
+                f"{st['median']:.2f} s, {st['min']:.2f}-{st['max']:.2f} s | (no target) | |"
+            )
+    if scrape:
+        lat = scrape["latency_seconds"]
+        slow_delay = scrape["slow_router_answer_delay_seconds"]
+        lines.append(
+            f"| 4 | /metrics latency at {scrape['series']} series ({lat['n']} scrapes) | p50 "
+            f"{_ms(lat['median'])}, p99 {_ms(lat['p99'])} (IQR {_ms(lat['q1'])}-{_ms(lat['q3'])},"
+            f" max {_ms(lat['max'])}) | p99 under 20 ms | {_verdict(lat['p99'] < 0.02)} |"
+        )
+        lines.append(
+            f"| 4 | the same scrapes while a router answers each request "
+            f"{scrape['slow_router_answer_delay_seconds']:g} s late (its poll took "
+            f"{scrape['slow_router_poll_seconds'] or 0:.1f} s) | max {_ms(lat['max'])} | not "
+            f"delayed by the poll | {_verdict(lat['max'] < slow_delay)} |"
+        )
+    hub = _load(directory, "hub")
+    if hub:
+        lines += _hub_rows(hub)
+    for name, run in (("idle box", idle), ("2 busy loops beside", loaded)):
+        if run and run["abs_error"]:
+            err = run["abs_error"]
+            lines.append(
+                f"| 5 | throughput error, {name} ({run['polls_compared']} polls, 32-bit wraps at "
+                f"950 Mb/s) | median {_pct(err['median'])}, p95 {_pct(err['p95'])}, max "
+                f"{_pct(err['max'])} | within 1 % | {_verdict(err['max'] <= 0.01)} |"
+            )
+            restart = run["first_poll_after_restart_errors"]
+            if restart:
+                worst = max(abs(e) for e in restart)
+                lines.append(
+                    f"| 5 | first poll after the device restart, {name} | max {_pct(worst)} | "
+                    f"within 1 % | {_verdict(worst <= 0.01)} |"
+                )
+    notes = directory / "notes.md"  # where figures came from when a part was run again
+    if notes.exists():
+        lines += ["", "## Notes on this run", "", notes.read_text().rstrip()]
+    exporter = directory / "snmp_vs_exporter.txt"
+    if exporter.exists():
+        lines += ["", "## 1. Same work as prometheus-snmp-exporter", "", "```",
+                  exporter.read_text().rstrip(), "```"]  # fmt: skip
+    lines += ["", "## Raw figures", ""]
+    for path in sorted(directory.glob("*.json")):
+        lines += [f"`{path.name}`:", "", "```json", path.read_text().rstrip(), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render(Path(sys.argv[1])))

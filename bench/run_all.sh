@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every benchmark and writes bench/RESULTS.md (about 30 minutes):
+#   bash bench/run_all.sh
+# --smoke runs each for a few seconds to prove it still works and writes RESULTS.md into
+# $BENCH_OUT (default: a temporary directory) instead, leaving bench/RESULTS.md alone:
+#   bash bench/run_all.sh --smoke
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+python=${EROZGAR_VENV:-/opt/erozgar-venv}/bin/python
+smoke=0
+[[ ${1:-} == --smoke ]] && smoke=1
+out=${BENCH_OUT:-$(mktemp -d /tmp/erozgar-bench.XXXXXX)}
+mkdir -p "$out"
+echo "figures in $out" >&2
+
+if ((smoke)); then
+  "$python" bench/centre.py --minutes 0.1 --starts 1 --settle 0 --json "$out/centre.json"
+  "$python" bench/scrape.py --switches 1 --scrapes 5 --slow-seconds 1 --json "$out/scrape.json"
+  "$python" bench/accuracy.py --minutes 0.2 --interval 2 --json "$out/accuracy-idle.json"
+  "$python" bench/report.py "$out" >"$out/RESULTS.md"
+  echo "smoke run ok: $out/RESULTS.md" >&2
+  exit 0
+fi
+
+"$python" bench/centre.py --minutes 10 --starts 5 --json "$out/centre.json"
+"$python" bench/scrape.py --switches 17 --scrapes 300 --json "$out/scrape.json"
+"$python" bench/accuracy.py --minutes 3 --json "$out/accuracy-idle.json"
+"$python" bench/accuracy.py --minutes 3 --load 2 --json "$out/accuracy-load.json"
+"$python" bench/hub.py --json "$out/hub.json"
+# Benchmark 1 needs snmpsim and Debian's prometheus-snmp-exporter; said so when missing.
+if command -v prometheus-snmp-exporter >/dev/null; then
+  "$python" bench/snmp_vs_exporter.py | tee "$out/snmp_vs_exporter.txt"
+else
+  echo "prometheus-snmp-exporter not installed: benchmark 1 skipped" | tee "$out/snmp_vs_exporter.txt"
+fi
+"$python" bench/report.py "$out" >bench/RESULTS.md
+echo "wrote bench/RESULTS.md" >&2

@@ -1,0 +1,142 @@
+"""The fast /metrics text (cached per status snapshot) against prometheus_client's own rendering
+of the same registry: byte for byte, on a state with every kind of family, and after polls."""
+
+from __future__ import annotations
+
+import gzip
+import urllib.request
+from dataclasses import replace
+from types import MappingProxyType
+
+from prometheus_client import generate_latest
+
+from agent.bandwidth import InterfaceStatus
+from agent.battery import BatteryReport
+from agent.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
+from agent.power import UpsStatus
+from agent.state import AgentState, DeviceState, RouterStatus
+from agent.wan import WanStatus
+from collectors.readings import HealthSample, HostReading
+from exporters.http import MetricsServer
+from exporters.prometheus import build_registry
+
+
+def _port(name: str, role: str, n: int) -> InterfaceStatus:
+    return InterfaceStatus(
+        name, role, True, n % 3 != 0, 1e9, 64, 10**12 + n, 2 * 10**11 + n, 8e6 * n, 1e6 * n,
+        1e8, 2e7 if role == "wan" else None, n, 0, 2 * n, None, 1.5, 0.0, 0.001, None, 0.0, 0.25,
+    )  # fmt: skip
+
+
+def _router(name: str, ports: int, seed: int) -> RouterStatus:
+    return RouterStatus(
+        f"{name}.lan",
+        "Cisco IOS\r\n  Version 15.2",
+        "1.3.6.1.4.1.9.1.1",
+        1234.5 + seed,
+        tuple(_port(f"Gi0/{p}", "wan" if p == 1 else "", p + seed) for p in range(1, ports + 1)),
+        4,
+        ports * 9,
+        WanStatus(("Gi0/1", "Gi0/2"), "Gi0/1", seed),
+        1,
+        (HealthSample("cpu_ratio", "", 0.12), HealthSample("temperature_celsius", "inlet", 31.0),
+         HealthSample("temperature_celsius", "inlet", 99.0), HealthSample("fan_ok", "fan 1", 1)),
+        "cisco-ios",
+        (("device_restart", 1), ("implausible", 2 + seed)),
+    )  # fmt: skip
+
+
+def _ups() -> tuple[UpsStatus, BatteryReport]:
+    status = UpsStatus(
+        True, False, False,
+        MappingProxyType({"OL": 0, "OB": 1, "LB": 0}),
+        MappingProxyType({"battery.charge": 87.0, "ups.load": 41.0, "input.voltage": 0.0,
+                          "vendor.unknown": 3.0}),
+        MappingProxyType({"device.mfr": "APC", "device.model": 'Smart-UPS "1500"'}),
+        ("battery.temperature",),
+    )  # fmt: skip
+    report = BatteryReport(
+        3, 1800.0, ((60.0, 1), (600.0, 2), (float("inf"), 3)), 1900.0, 300.0, 0.25, 600.0,
+        1500.0, 900.0, 0.8, 2, 0.9, 0.3, 0.05, 1.1, 3600.0, 1, "passed", 86400.0,
+        {"corrupt": 1},
+    )  # fmt: skip
+    return status, report
+
+
+def _state() -> AgentState:
+    state = AgentState("ISB-001", 'Islamabad "main"', "0.1.0")
+    for n, name in enumerate(("core-router", "sw-1", "sw-2")):
+        device = DeviceState(name, "snmp", up=True, reason="ok", last_success=1.7e9,
+                             poll_duration=0.2 + n)  # fmt: skip
+        device.status = _router(name, 4 if n == 0 else 26, n)
+        device.invalid_samples["ifSpeed"] = n
+        state.devices[name] = device
+    dead = DeviceState("sw-dead", "snmp", up=False, reason="timeout")
+    dead.errors["timeout"] = 4
+    state.devices[dead.name] = dead
+    ups = DeviceState("ups-rack", "modbus", up=True, reason="ok", last_success=1.7e9)
+    ups.status, ups.battery = _ups()
+    state.devices[ups.name] = ups
+    state.host = HostReading({"user": 10.0, "idle": 99.5}, 2, 0.5, 4e9, 2e9, 1.6e9,
+                             {"/": (1e11, 5e10)}, {"eth0": (1e6, 2e6)})  # fmt: skip
+    target = TargetStatus("gateway", "10.0.0.1", "icmp", 3, 2, 0.002, 0.003, 0.004, 0.001, 30,
+                          1, (0,) * 3 + (20,) * (len(RTT_BUCKETS) - 2), 0.09, "denied",
+                          "ICMP not permitted", (("denied", 2),))  # fmt: skip
+    state.links["ptcl"] = LinkStatus("ptcl", "core-router", "Gi0/1", True, (target,), 1.7e9, 2.0)
+    return state
+
+
+def _both(state: AgentState) -> tuple[str, str]:
+    registry = build_registry(state)
+    return registry.render_text(), generate_latest(registry).decode()
+
+
+def _without_process(text: str) -> str:
+    """Process metrics (CPU seconds, memory) move between two renderings."""
+    return "".join(line for line in text.splitlines(True) if "erozgar_process_" not in line)
+
+
+def test_cached_text_is_what_prometheus_client_writes():
+    state = _state()
+    registry = build_registry(state)
+    first = registry.render_text()
+    assert _without_process(first) == _without_process(generate_latest(registry).decode())
+    assert first.count("# TYPE erozgar_interface_receive_bytes_total counter\n") == 1
+    assert 'erozgar_device_cpu_ratio{device="sw-2"} 0.12\n' in first
+
+
+def test_a_new_snapshot_or_a_device_going_down_shows_on_the_next_scrape():
+    state = _state()
+    registry = build_registry(state)
+    registry.render_text()  # fills the cache
+    router = state.devices["sw-1"]
+    assert isinstance(router.status, RouterStatus)
+    ports = (replace(router.status.interfaces[0], receive_bps=4e6), *router.status.interfaces[1:])
+    router.status = replace(router.status, interfaces=ports)
+    ups = state.devices["ups-rack"]
+    ups.up, ups.reason = False, "refused"
+    del state.devices["sw-2"]
+    text = registry.render_text()
+    assert _without_process(text) == _without_process(generate_latest(registry).decode())
+    assert 'interface="Gi0/1",role="wan"} 500000.0\n' in text  # 4e6 bit/s, in bytes
+    assert "erozgar_ups_on_battery{" not in text  # a down UPS shows no stale power values
+    assert 'device="sw-2"' not in text
+
+
+def test_the_endpoint_serves_it_plain_and_gzipped():
+    state = _state()
+    server = MetricsServer(build_registry(state), "127.0.0.1", 0, healthy=lambda: True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.address[1]}/metrics"
+        with urllib.request.urlopen(url) as answer:
+            plain = answer.read().decode()
+            assert answer.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request) as answer:
+            assert answer.headers["Content-Encoding"] == "gzip"
+            unzipped = gzip.decompress(answer.read()).decode()
+    finally:
+        server.stop()
+    assert _without_process(plain) == _without_process(unzipped)
+    assert 'erozgar_device_up{device="sw-dead",kind="snmp"} 0.0' in plain
