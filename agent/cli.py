@@ -11,6 +11,7 @@ import sys
 
 from . import __version__
 from .config import Config, ConfigError, load_config, split_host_port
+from .secrets import warn_if_readable_by_others
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -24,17 +25,19 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     # Libraries log every failed connect; the pollers already say it once per change of state.
-    for noisy in ("apscheduler", "pymodbus", "pysnmp"):
+    for noisy in ("pymodbus", "pysnmp"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 def _load(path: str) -> Config | None:
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return None
+    warn_if_readable_by_others(path, config)
+    return config
 
 
 def _listen(value: str | None, config: Config) -> tuple[str, int] | None:
@@ -48,6 +51,8 @@ def _listen(value: str | None, config: Config) -> tuple[str, int] | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from exporters.web_config import WebConfigError
+
     from .daemon import run_until_signal
 
     config = _load(args.config)
@@ -57,7 +62,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if listen is None:
         return EXIT_CONFIG
     try:
-        asyncio.run(run_until_signal(config, listen))
+        asyncio.run(
+            run_until_signal(
+                config, listen, config_path=args.config, web_config_file=args.web_config_file
+            )
+        )
+    except WebConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as exc:
         print(
             f"cannot listen on {listen[0]}:{listen[1]}: {exc.strerror}; "
@@ -69,17 +81,81 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .healthcheck import render_json, render_table, run_checks
+    from .healthcheck import CheckProgress, render_json, render_table, run_checks
 
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
-    if not args.json:
-        count = len(config.snmp) + len(config.modbus)
-        print(f"checking {count} devices of site {config.site.id} ...", file=sys.stderr)
-    verdicts = asyncio.run(run_checks(config))
+    progress = CheckProgress(sys.stderr, config)
+    verdicts = asyncio.run(run_checks(config, progress.finished))
+    progress.close()
     print(render_json(verdicts) if args.json else render_table(verdicts))
     return EXIT_FAILED if any(v.status == "FAIL" for v in verdicts) else EXIT_OK
+
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    import json
+
+    from .discover import (
+        V3_AUTH_VARIABLE,
+        V3_PRIV_VARIABLE,
+        ProgressBar,
+        ScanError,
+        V3User,
+        as_json,
+        discover,
+        hosts,
+        render_snippet,
+    )
+
+    try:
+        addresses = hosts(args.cidr, args.force)
+    except ScanError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    v3_users = []
+    if args.v3_user:
+        auth = os.environ.get(V3_AUTH_VARIABLE) if args.v3_auth_protocol != "none" else None
+        priv = os.environ.get(V3_PRIV_VARIABLE) if args.v3_priv_protocol != "none" else None
+        if (args.v3_auth_protocol != "none" and not auth) or (
+            args.v3_priv_protocol != "none" and not priv
+        ):
+            print(
+                f"--v3-user: set {V3_AUTH_VARIABLE} and {V3_PRIV_VARIABLE} in the environment "
+                "(or pass --v3-auth-protocol none / --v3-priv-protocol none)",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        v3_users = [
+            V3User(
+                user,
+                None if auth is None else args.v3_auth_protocol,
+                auth,
+                None if priv is None else args.v3_priv_protocol,
+                priv,
+            )
+            for user in args.v3_user
+        ]
+    bar = ProgressBar(sys.stderr, len(addresses))
+    found = asyncio.run(
+        discover(
+            addresses,
+            args.community,
+            v3_users=v3_users,
+            snmp_port=args.snmp_port,
+            modbus_port=args.modbus_port,
+            timeout=args.timeout,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            on_address=bar.step,
+        )
+    )
+    bar.close()
+    if args.json:
+        print(json.dumps(as_json(found), indent=2))
+    else:
+        print(render_snippet(found, args.cidr), end="")
+    return EXIT_OK if found else EXIT_FAILED
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -120,12 +196,55 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", required=True, help="YAML config file")
     run.add_argument("--listen", help="HOST:PORT for /metrics (default: listen: in the config)")
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="TLS, basic auth and IP allow-list for the endpoint (exporter-toolkit format; "
+        "default: web_config_file: in the config)",
+    )
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="poll every device once and give a verdict")
     check.add_argument("--config", required=True)
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=_cmd_check)
+
+    discover = sub.add_parser(
+        "discover", help="find SNMP and Modbus TCP devices on a subnet; print a config snippet"
+    )
+    discover.add_argument("cidr", help="subnet to scan, e.g. 192.168.1.0/24 (at most a /22)")
+    discover.add_argument(
+        "--community",
+        action="append",
+        default=[],
+        help="SNMP v1/v2c community to try (repeat for several; none: no SNMP scan)",
+    )
+    discover.add_argument(
+        "--v3-user",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="SNMPv3 user to try; keys from $SNMP_V3_AUTH_PASSWORD and $SNMP_V3_PRIV_PASSWORD",
+    )
+    discover.add_argument(
+        "--v3-auth-protocol",
+        default="SHA",
+        choices=["none", "MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"],
+    )
+    discover.add_argument(
+        "--v3-priv-protocol",
+        default="AES",
+        choices=["none", "DES", "AES", "AES-128", "AES-192", "AES-256"],
+    )
+    discover.add_argument("--snmp-port", type=int, default=161, metavar="PORT")
+    discover.add_argument("--modbus-port", type=int, default=502, metavar="PORT")
+    discover.add_argument("--timeout", type=float, default=1.0, metavar="SECONDS")
+    discover.add_argument("--concurrency", type=int, default=64, help="addresses at once")
+    discover.add_argument("--rate", type=float, default=200, help="new addresses per second")
+    discover.add_argument("--json", action="store_true", help="machine-readable output")
+    discover.add_argument("--force", action="store_true", help="allow more than a /22")
+    discover.set_defaults(func=_cmd_discover)
 
     validate = sub.add_parser("validate", help="check the config file only")
     validate.add_argument("--config", required=True)
@@ -151,7 +270,17 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _skip_optional_imports() -> None:
+    """Two optional imports the agent never needs, worth 13 MB of RSS and most of a second at
+    start on a small box (bench/RESULTS.md): pysnmp's MIB compiler (pysmi, which pulls in
+    requests and urllib3 when installed; every OID here is numeric) and pydantic's scan of
+    every installed package's entry points for plugins."""
+    sys.modules.setdefault("pysmi", None)  # pysnmp.smi.compiler then runs without a compiler
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _skip_optional_imports()
     args = parser().parse_args(argv)
     _setup_logging(args.verbose)
     return int(args.func(args))

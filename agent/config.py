@@ -7,11 +7,12 @@ secrets can stay out of the file; secrets are `SecretStr` and print as `********
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -24,7 +25,14 @@ from pydantic import (
     model_validator,
 )
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from .secrets import read_credential
+
+if TYPE_CHECKING:
+    from collectors.modbus.transport import Link
+
+# ${NAME}: environment variable; ${cred:NAME}: systemd credential (agent/secrets.py).
+_ENV_REF = re.compile(r"\$\{(?:cred:([A-Za-z0-9_][A-Za-z0-9_.-]*)|([A-Za-z_][A-Za-z0-9_]*))\}")
+_BLAMED_KEY = re.compile(r"^([a-z_]+): ")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]{1,63})*$"
 )
@@ -92,6 +100,8 @@ class InterfaceSettings(_Strict):
     role: Literal["wan", "uplink", "lan"] = "lan"
     capacity_down_mbps: Annotated[float, Field(gt=0)] | None = None
     capacity_up_mbps: Annotated[float, Field(gt=0)] | None = None
+    # utilization at or above this share of capacity counts as saturated time
+    saturation_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
 
 
 class _Device(_Strict):
@@ -105,13 +115,68 @@ class _Device(_Strict):
         return value
 
 
+class PortSelection(_Strict):
+    """Which ports of an SNMP device are polled and exported (see deploy/config.example.yml)."""
+
+    include: list[str] = []  # ifName globs; empty = every port
+    exclude: list[str] = []  # ifName globs, applied after include
+    roles_only: bool = False  # only the ports listed under interfaces:
+    admin_up_only: bool = False  # skip ports an operator disabled
+    # GET only the ports listed under interfaces: (by cached ifIndex) instead of walking the
+    # whole table: cheapest for a big switch of which two uplinks matter.
+    pinned: bool = False
+
+
+SnmpAuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
+SnmpPrivProtocol = Literal["DES", "AES", "AES-128", "AES-192", "AES-256"]
+
+
 class SnmpDevice(_Device):
-    version: Literal["1", "2c"] = "2c"
-    community: SecretStr
+    version: Literal["1", "2c", "3"] = "2c"
+    community: SecretStr | None = None  # v1/v2c
+    user: str | None = None  # v3 (USM user name)
+    auth_protocol: SnmpAuthProtocol | None = None
+    auth_password: SecretStr | None = None
+    priv_protocol: SnmpPrivProtocol | None = None
+    priv_password: SecretStr | None = None
+    context: str = ""
     interval: Seconds = 15
     timeout: Annotated[float, Field(gt=0, le=60)] = 2
     retries: Annotated[int, Field(ge=0, le=5)] = 1
     interfaces: list[InterfaceSettings] = []
+    name_cache_minutes: Annotated[float, Field(gt=0, le=1440)] = 15
+    ports: PortSelection = PortSelection()
+
+    @field_validator("auth_password", "priv_password")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 8:
+            raise ValueError("must be at least 8 characters (RFC 3414 passphrase minimum)")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SnmpDevice:
+        if self.version != "3":
+            if self.community is None:
+                raise ValueError(f"community: required key is missing for version {self.version}")
+            for key in ("user", "auth_protocol", "auth_password", "priv_protocol"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'{key}: only for version "3"')
+            return self
+        if self.community is not None:
+            raise ValueError('community: not used by version "3" (give user and keys)')
+        if not self.user:
+            raise ValueError('user: required for version "3"')
+        for kind in ("auth", "priv"):
+            protocol = getattr(self, f"{kind}_protocol")
+            password = getattr(self, f"{kind}_password")
+            if protocol is not None and password is None:
+                raise ValueError(f"{kind}_password: required with {kind}_protocol")
+            if protocol is None and password is not None:
+                raise ValueError(f"{kind}_protocol: required with {kind}_password")
+        if self.priv_protocol is not None and self.auth_protocol is None:
+            raise ValueError("auth_protocol: required with priv_protocol (authPriv)")
+        return self
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -126,16 +191,90 @@ class SnmpDevice(_Device):
         return self
 
 
-class ModbusDevice(_Device):
+class BatteryKeys(_Strict):
+    """What the site knows about a UPS's battery; feeds the health estimate (agent/battery.py)."""
+
+    # Date the battery was fitted; else the UPS's own battery date (APC register 595).
+    battery_installed: datetime.date | None = None
+    # NUT's runtimecal: [runtime s at load %, that load %, runtime s at load %, that load %]
+    # for a NEW battery, from the datasheet; e.g. [240, 100, 720, 50].
+    battery_runtimecal: tuple[float, float, float, float] | None = None
+    battery_design_life_years: Annotated[float, Field(gt=0, le=30)] = 5.0
+
+    @field_validator("battery_runtimecal")
+    @classmethod
+    def _runtimecal_sane(
+        cls, value: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if value is None:
+            return value
+        t_high, load_high, t_low, load_low = value
+        if min(value) <= 0 or load_high <= load_low or t_high >= t_low:
+            raise ValueError(
+                "give [runtime s, load %, runtime s, load %] with the higher load first and "
+                "a shorter runtime at it, e.g. [240, 100, 720, 50]"
+            )
+        return value
+
+
+class ModbusDevice(_Device, BatteryKeys):
     unit: Annotated[int, Field(ge=0, le=255)] = 1
     profile: str = "apc-smart-ups"
     interval: Seconds = 5
     timeout: Annotated[float, Field(gt=0, le=60)] = 2
     retries: Annotated[int, Field(ge=0, le=5)] = 1
+    # tcp: Modbus TCP; rtu: serial port (address /dev/ttyUSB0); rtu-over-tcp: serial gateway.
+    transport: Literal["tcp", "rtu", "rtu-over-tcp"] = "tcp"
+    baudrate: Annotated[int, Field(ge=300, le=921600)] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[8] = 8
+    # Quiet seconds between requests on the gateway; None: 0.05 for rtu, 0 otherwise.
+    request_pause: Annotated[float, Field(ge=0, le=5)] | None = None
+    # Word/byte order of 32-bit values when this unit differs from its profile's (`check`
+    # names the order that makes its values plausible); None: the profile's.
+    byte_order: Literal["ABCD", "CDAB", "BADC", "DCBA"] | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address_parses(cls, value: str) -> str:  # replaces _Device's: rtu takes a path
+        if not value.startswith("/"):
+            split_host_port(value, 1)
+        return value
+
+    @model_validator(mode="after")
+    def _address_fits_transport(self) -> ModbusDevice:
+        is_path = self.address.startswith("/")
+        if self.transport == "rtu" and not is_path:
+            raise ValueError(
+                f"address: transport rtu needs a serial device path such as /dev/ttyUSB0, "
+                f"not {self.address!r}"
+            )
+        if self.transport != "rtu" and is_path:
+            raise ValueError(
+                f"address: transport {self.transport} needs host[:port], not a device path; "
+                "set transport: rtu for a serial port"
+            )
+        return self
 
     @property
     def host_port(self) -> tuple[str, int]:
         return split_host_port(self.address, 502)
+
+    @property
+    def pause(self) -> float:
+        if self.request_pause is not None:
+            return self.request_pause
+        return 0.05 if self.transport == "rtu" else 0.0
+
+    @property
+    def link(self) -> Link:
+        from collectors.modbus.transport import Link
+
+        if self.transport == "rtu":
+            return Link("rtu", self.address, 0, self.baudrate, self.parity, self.stopbits)
+        host, port = self.host_port
+        return Link(self.transport, host, port)
 
     @field_validator("profile")
     @classmethod
@@ -148,18 +287,103 @@ class ModbusDevice(_Device):
         return value
 
 
+class NutDevice(_Device, BatteryKeys):
+    """A UPS served by NUT's upsd (USB UPS): `ups` is the name in upsd's ups.conf."""
+
+    ups: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    username: Annotated[str, Field(min_length=1, pattern=r"^\S+$")] | None = None
+    password: SecretStr | None = None
+    interval: Seconds = 5
+    timeout: Annotated[float, Field(gt=0, le=60)] = 2
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_host_port(self.address, 3493)
+
+    @model_validator(mode="after")
+    def _credentials_pair(self) -> NutDevice:
+        if (self.username is None) != (self.password is None):
+            missing = "password" if self.password is None else "username"
+            raise ValueError(f"{missing}: give username and password together, or neither")
+        return self
+
+
 class HostSettings(_Strict):
     interval: Seconds = 15
     filesystems: list[str] = ["/"]
+
+
+class LinkTarget(_Strict):
+    """Where a WAN link is probed: ICMP echo, or TCP connect when `tcp_port` is set."""
+
+    name: DeviceName
+    address: str
+    tcp_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _ipv4(cls, value: str) -> str:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address") from None
+        return value
+
+
+class LinkSettings(_Strict):
+    """One WAN link (ISP uplink) and the targets its probes measure it by."""
+
+    name: DeviceName
+    device: str | None = None  # the snmp device and port that carry the link
+    interface: str | None = None
+    source_address: str | None = None
+    bind_interface: Annotated[str, Field(min_length=1, max_length=15)] | None = None  # IFNAMSIZ
+    interval: Seconds = 30
+    count: Annotated[int, Field(ge=1, le=100)] = 5
+    spacing: Annotated[float, Field(ge=0.01, le=10)] = 0.5
+    timeout: Annotated[float, Field(gt=0, le=10)] = 1
+    targets: Annotated[list[LinkTarget], Field(min_length=1)]
+
+    @field_validator("source_address")
+    @classmethod
+    def _source_ipv4(cls, value: str | None) -> str | None:
+        return None if value is None else LinkTarget._ipv4(value)
+
+    @property
+    def run_seconds(self) -> float:
+        """Longest a probe run can take: the last packet leaves, then its timeout runs out."""
+        return (self.count - 1) * self.spacing + self.timeout
+
+    @model_validator(mode="after")
+    def _fits(self) -> LinkSettings:
+        names = [t.name for t in self.targets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"targets: target name {dup[0]!r} is used twice")
+        if self.interface is not None and self.device is None:
+            raise ValueError("interface: needs device: (the snmp device that has this port)")
+        if self.run_seconds > self.interval * 0.9:
+            raise ValueError(
+                f"count: a probe run takes up to {self.run_seconds:g} s ((count - 1) x spacing "
+                f"+ timeout), too long for interval {self.interval:g} s; lower count, spacing "
+                "or timeout, or raise interval"
+            )
+        return self
 
 
 class Config(_Strict):
     site: Site
     listen: str = "0.0.0.0:9877"
     state_dir: str = "/var/lib/erozgar-agent"
+    # Central endpoint vmagent remote-writes to; `check` tests that it can be reached.
+    remote_write_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+")] | None = None
     host: HostSettings = HostSettings()
     snmp: list[SnmpDevice] = []
     modbus: list[ModbusDevice] = []
+    nut: list[NutDevice] = []
+    links: list[LinkSettings] = []
+    # Endpoint TLS, basic auth and IP allow-list (exporters/web_config.py); --web.config.file wins.
+    web_config_file: str | None = None
 
     @field_validator("listen")
     @classmethod
@@ -174,7 +398,8 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         seen: dict[str, str] = {}
-        for section, devices in (("snmp", self.snmp), ("modbus", self.modbus)):
+        sections = (("snmp", self.snmp), ("modbus", self.modbus), ("nut", self.nut))
+        for section, devices in sections:
             for i, device in enumerate(devices):
                 where = f"{section}[{i}].name"
                 if device.name in seen:
@@ -183,19 +408,63 @@ class Config(_Strict):
                 seen[device.name] = where
         return self
 
+    @model_validator(mode="after")
+    def _modbus_gateways_agree(self) -> Config:
+        """Devices on one gateway share its connection, so they must frame bytes alike."""
+        first: dict[tuple[str, str, int], tuple[int, ModbusDevice]] = {}
+        for i, device in enumerate(self.modbus):
+            link = device.link
+            j, other = first.setdefault(link.key, (i, device))
+            if other.link != link:
+                raise ValueError(
+                    f"modbus[{i}].transport: modbus[{j}] ({other.name}) reaches the same "
+                    f"gateway as {other.link.kind} {other.link}; devices on one gateway must "
+                    "use the same transport and serial settings"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _links_refer_to_devices(self) -> Config:
+        names = [link.name for link in self.links]
+        devices = {d.name: d for d in self.snmp}
+        for i, link in enumerate(self.links):
+            if link.name in names[:i]:
+                raise ValueError(f"links[{i}].name: link name {link.name!r} is used twice")
+            if link.device is not None and link.device not in devices:
+                known = ", ".join(devices) or "none configured"
+                raise ValueError(
+                    f"links[{i}].device: no snmp device named {link.device!r} (snmp devices: "
+                    f"{known})"
+                )
+            ports = [p.name for p in devices[link.device].interfaces] if link.device else []
+            if link.interface is not None and ports and link.interface not in ports:
+                raise ValueError(
+                    f"links[{i}].interface: {link.device} lists no port {link.interface!r} "
+                    f"under interfaces: (listed: {', '.join(ports)})"
+                )
+        return self
+
 
 def expand_env(value: object, path: str, problems: list[str]) -> object:
-    """Replace ${VAR} in every string; an unset variable is a problem naming the key."""
+    """Replace ${VAR} and ${cred:NAME} in every string; a missing one is a problem naming the
+    key."""
     if isinstance(value, dict):
         return {
-            k: expand_env(v, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()
+            k: expand_env(v, f"{path}.{_key_text(k)}" if path else _key_text(k), problems)
+            for k, v in value.items()
         }
     if isinstance(value, list):
         return [expand_env(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def lookup(match: re.Match[str]) -> str:
-            name = match.group(1)
+            credential, name = match.groups()
+            if credential:
+                try:
+                    return read_credential(credential)
+                except ValueError as exc:
+                    problems.append(f"{path}: {exc}")
+                    return ""
             if name not in os.environ:
                 problems.append(f"{path}: environment variable {name} is not set")
                 return ""
@@ -213,8 +482,16 @@ def _location(loc: tuple[int | str, ...]) -> str:
         elif part.startswith(("function-after", "function-before")):
             continue
         else:
+            part = _key_text(part)
             out += f".{part}" if out else part
     return out
+
+
+def _key_text(key: object) -> str:
+    """A key as a problem line shows it; one with a newline or nothing printable is quoted, so
+    every problem stays one line."""
+    text = str(key)
+    return text if text.isprintable() and text else repr(text)
 
 
 def _describe(error: dict[str, object]) -> str:
@@ -223,8 +500,9 @@ def _describe(error: dict[str, object]) -> str:
         return "unknown key (check its spelling against deploy/config.example.yml)"
     if kind == "missing":
         return "required key is missing"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    # Validators quote the offending value, which may hold a newline: keep one line a problem.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def parse_config(data: object, source: str = "config") -> Config:
@@ -238,9 +516,12 @@ def parse_config(data: object, source: str = "config") -> Config:
     except ValidationError as exc:
         for error in exc.errors():
             where = _location(error["loc"])
-            problems.append(
-                f"{where}: {_describe(dict(error))}" if where else _describe(dict(error))
-            )
+            message = _describe(dict(error))
+            # Cross-field validators start their message with the key they blame ("address: ").
+            if error["type"] == "value_error" and (key := _BLAMED_KEY.match(message)):
+                where = f"{where}.{key.group(1)}" if where else key.group(1)
+                message = message[key.end() :]
+            problems.append(f"{where}: {message}" if where else message)
         config = None
     if problems or config is None:
         raise ConfigError([f"{source}: {p}" for p in problems])

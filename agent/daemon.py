@@ -1,38 +1,46 @@
 """The daemon: config -> pollers on a schedule -> state -> HTTP endpoint, until a signal.
 
-apscheduler runs one job per device at the device's interval. `max_instances=1` and
-`coalesce=True` mean a slow device skips a beat instead of stacking polls, and each poll is cut
-off at its budget, so one dead device never delays another.
+agent/schedule.py runs one job per device at the device's interval on the monotonic clock: a
+slow device skips a beat instead of stacking polls, each poll is cut off at its budget, so one
+dead device never delays another, and a jump of the wall clock changes nothing. SIGHUP or
+POST /-/reload re-reads the config (agent/reload.py); agent/fleet.py keeps unchanged devices.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-import random
 import signal
-from datetime import datetime, timedelta
+from pathlib import Path
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
-from collectors.host import read_host
 from collectors.modbus.collector import ModbusCollector
-from collectors.modbus.profile import load_profile
-from collectors.snmp.collector import SnmpCollector
+from collectors.modbus.profile import ModbusProfile, load_profile
+from collectors.modbus.transport import GatewayPool
+from collectors.nut import NutCollector
+from collectors.snmp.client import close_engine
+from exporters.auth import AuthGate
 from exporters.http import MetricsServer
 from exporters.prometheus import build_registry
+from exporters.runtime import RuntimeCollector
+from exporters.web_config import WebGuard
 
 from . import __version__
-from .config import Config, ModbusDevice, SnmpDevice
+from .battery import BatteryMonitor, monitor_for
+from .config import Config, ModbusDevice, NutDevice, SnmpDevice
+from .fleet import Device, Fleet, PollerFactory, kind_of
 from .poller import DevicePoller, RouterJudge, UpsJudge
+from .reload import Reloader
+from .schedule import MonotonicScheduler
+from .snmp_plan import snmp_collector
 from .state import AgentState, DeviceState
 
 log = logging.getLogger(__name__)
 
 # Share of the interval a poll may take before it is cut off; the rest is slack for the loop.
 _BUDGET_SHARE = 0.9
-_MAX_START_JITTER_SECONDS = 2.0
 
 
 def poll_budget(interval: float, timeout: float, retries: int) -> float:
@@ -40,95 +48,181 @@ def poll_budget(interval: float, timeout: float, retries: int) -> float:
     return max(interval * _BUDGET_SHARE, timeout * (retries + 1))
 
 
-def snmp_poller(device: SnmpDevice, state: DeviceState, engine: SnmpEngine) -> DevicePoller:
+def snmp_poller(
+    device: SnmpDevice, state: DeviceState, engine: SnmpEngine, state_dir: str | None = None
+) -> DevicePoller:
+    collector = snmp_collector(device, engine)
+    budget = poll_budget(device.interval, device.timeout, device.retries)
+    # a UPS network card keeps its outage ledger like any UPS (no file until it sees one)
+    ups = UpsJudge(device.name, BatteryMonitor(device.name, state_dir=state_dir))
+    return DevicePoller(state, collector, RouterJudge(device, ups), budget)
+
+
+def device_profile(device: ModbusDevice) -> ModbusProfile:
+    """The device's profile with its own byte_order, when the config gives one."""
+    profile = load_profile(device.profile)
+    if device.byte_order is not None:
+        profile = profile.model_copy(update={"byte_order": device.byte_order})
+    return profile
+
+
+def modbus_poller(
+    device: ModbusDevice,
+    state: DeviceState,
+    gateways: GatewayPool | None = None,
+    state_dir: str | None = None,  # None: battery history in memory only (the check command)
+) -> DevicePoller:
+    """`gateways` shares one connection per gateway among devices; None: a private one."""
+    gateway = (gateways or GatewayPool()).gateway(
+        device.link, timeout=device.timeout, retries=device.retries, pause=device.pause
+    )
+    collector = ModbusCollector.on_gateway(gateway, device.unit, device_profile(device))
+    budget = poll_budget(device.interval, device.timeout, device.retries)
+    judge = UpsJudge(device.name, monitor_for(device.name, device, state_dir))
+    return DevicePoller(state, collector, judge, budget)
+
+
+def nut_poller(device: NutDevice, state: DeviceState, state_dir: str | None = None) -> DevicePoller:
     host, port = device.host_port
-    collector = SnmpCollector(
-        host,
-        port,
-        device.community.get_secret_value(),
-        version=device.version,
+    password = device.password.get_secret_value() if device.password else None
+    collector = NutCollector(
+        host, port, device.ups, username=device.username, password=password,
         timeout=device.timeout,
-        retries=device.retries,
-        engine=engine,
-    )
-    budget = poll_budget(device.interval, device.timeout, device.retries)
-    return DevicePoller(state, collector, RouterJudge(device), budget)
+    )  # fmt: skip
+    budget = poll_budget(device.interval, device.timeout, 0)
+    judge = UpsJudge(device.name, monitor_for(device.name, device, state_dir))
+    return DevicePoller(state, collector, judge, budget)
 
 
-def modbus_poller(device: ModbusDevice, state: DeviceState) -> DevicePoller:
-    host, port = device.host_port
-    collector = ModbusCollector(
-        host, port, device.unit, load_profile(device.profile), device.timeout, device.retries
-    )
-    budget = poll_budget(device.interval, device.timeout, device.retries)
-    return DevicePoller(state, collector, UpsJudge(device.name), budget)
+def poller_factory(engine: SnmpEngine) -> PollerFactory:
+    """Builds any device's poller; SNMP devices share `engine`, Modbus ones the gateway pool."""
+
+    def make(
+        device: Device, state: DeviceState, gateways: GatewayPool, state_dir: str
+    ) -> DevicePoller:
+        if isinstance(device, SnmpDevice):
+            return snmp_poller(device, state, engine, state_dir)
+        if isinstance(device, ModbusDevice):
+            return modbus_poller(device, state, gateways, state_dir)
+        return nut_poller(device, state, state_dir)
+
+    return make
 
 
 def build(
     config: Config, engine: SnmpEngine
 ) -> tuple[AgentState, list[tuple[DevicePoller, float]]]:
-    """The state and one (poller, interval) per configured device."""
+    """The state and one (poller, interval) per configured device, unscheduled."""
     state = AgentState(config.site.id, config.site.name, __version__)
+    make, gateways = poller_factory(engine), GatewayPool()
     pollers: list[tuple[DevicePoller, float]] = []
-    for snmp in config.snmp:
-        device_state = state.devices[snmp.name] = DeviceState(snmp.name, "snmp")
-        pollers.append((snmp_poller(snmp, device_state, engine), snmp.interval))
-    for modbus in config.modbus:
-        device_state = state.devices[modbus.name] = DeviceState(modbus.name, "modbus")
-        pollers.append((modbus_poller(modbus, device_state), modbus.interval))
+    for device in (*config.snmp, *config.modbus, *config.nut):
+        device_state = state.devices[device.name] = DeviceState(device.name, kind_of(device))
+        pollers.append((make(device, device_state, gateways, config.state_dir), device.interval))
     return state, pollers
 
 
-async def serve(config: Config, listen: tuple[str, int], stop: asyncio.Event) -> None:
-    """Run until `stop` is set. Binding the listen port is the only fatal error."""
+async def serve(
+    config: Config,
+    listen: tuple[str, int],
+    stop: asyncio.Event,
+    *,
+    config_path: str | Path | None = None,  # given: SIGHUP and POST /-/reload re-read it
+    web_config_file: str | None = None,  # --web.config.file; else the config's key
+) -> None:
+    """Run until `stop` is set. Binding the listen port is the only fatal error (a broken web
+    config file is caught before: exporters.web_config.WebConfigError)."""
     # One SNMP engine for all devices: each new engine costs ~0.09 CPU-s of MIB set-up.
     engine = SnmpEngine()
-    state, pollers = build(config, engine)
-    scheduler = AsyncIOScheduler()
-    server = MetricsServer(build_registry(state), *listen, healthy=lambda: scheduler.running)
+    state = AgentState(config.site.id, config.site.name, __version__)
+    scheduler = MonotonicScheduler()
+    fleet = Fleet(state, scheduler, poller_factory(engine))
+    web_file = web_config_file or config.web_config_file
+    gate = AuthGate(WebGuard(web_file)) if web_file else None
+
+    def applied(new: Config) -> None:
+        """Settings a reload cannot move while running: say so instead of ignoring them."""
+        old = reloader.config
+        if new.listen_host_port != old.listen_host_port:
+            log.warning("listen: the change takes effect at the next restart")
+        new_web = web_config_file or new.web_config_file
+        if gate is not None and new_web is not None:
+            gate.guard.path = Path(new_web)  # read on the next request
+        elif new_web != web_file:
+            log.warning("web_config_file: turning it on or off takes effect at the next restart")
+
+    reloader = Reloader(config_path, fleet, config, on_applied=applied)
+    loop = asyncio.get_running_loop()
+
+    def reload_from_http() -> tuple[bool, str]:
+        return asyncio.run_coroutine_threadsafe(reloader.reload(), loop).result(timeout=60)
+
+    registry = build_registry(state)
+    registry.register(RuntimeCollector(reloader.status, scheduler, gate))
+    server = MetricsServer(
+        registry, *listen, healthy=lambda: scheduler.running, state=state, gate=gate,
+        reload=reload_from_http if config_path is not None else None,
+    )  # fmt: skip
     server.start()
+    await fleet.apply(config)
     host, port = server.address
+    scheme = "https" if gate is not None and gate.guard.current().ssl_context else "http"
     log.info(
-        "erozgar-agent %s for site %s: %d devices, metrics on http://%s:%d/metrics",
+        "erozgar-agent %s for site %s: %d devices, metrics on %s://%s:%d/metrics",
         __version__,
         config.site.id,
-        len(pollers),
+        len(state.devices),
+        scheme,
         host,
         port,
     )
+    if not (gate is not None and gate.guard.current().config.requires_auth):
+        _warn_if_not_loopback(host)
+    pending: set[asyncio.Task[tuple[bool, str]]] = set()
 
-    def refresh_host() -> None:
-        state.host = read_host(config.host.filesystems)
+    def hangup() -> None:
+        task = asyncio.create_task(reloader.reload())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
-    refresh_host()
-    now = datetime.now().astimezone()
-    scheduler.add_job(refresh_host, "interval", seconds=config.host.interval, id="host")
-    for poller, interval in pollers:
-        jitter = random.uniform(0, min(interval, _MAX_START_JITTER_SECONDS))
-        scheduler.add_job(
-            poller.poll,
-            "interval",
-            seconds=interval,
-            id=f"poll:{poller.state.name}",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=max(1, int(interval)),
-            next_run_time=now + timedelta(seconds=jitter),
-        )
+    if config_path is not None:
+        loop.add_signal_handler(signal.SIGHUP, hangup)
     scheduler.start()
     try:
         await stop.wait()
     finally:
         log.info("stopping")
+        if config_path is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
         scheduler.shutdown(wait=False)
-        await asyncio.gather(*(poller.close() for poller, _ in pollers))
-        engine.close_dispatcher()
+        await fleet.close()
+        await close_engine(engine)
         server.stop()
 
 
-async def run_until_signal(config: Config, listen: tuple[str, int]) -> None:
+def _warn_if_not_loopback(host: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        log.warning(
+            "the endpoint on %s answers anyone who can reach it, without authentication; "
+            "set web_config_file (basic_auth_users or client certificates) or listen on "
+            "127.0.0.1",
+            host,
+        )
+
+
+async def run_until_signal(
+    config: Config,
+    listen: tuple[str, int],
+    *,
+    config_path: str | Path | None = None,
+    web_config_file: str | None = None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await serve(config, listen, stop)
+    await serve(config, listen, stop, config_path=config_path, web_config_file=web_config_file)

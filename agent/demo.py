@@ -98,6 +98,8 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
                     "unit": 1,
                     "profile": "apc-smart-ups",
                     "interval": 5,
+                    # The simulated battery's datasheet, so battery health has a nameplate.
+                    "battery_runtimecal": list(ups.runtimecal()),
                 },
             ],
         },

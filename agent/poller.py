@@ -15,9 +15,11 @@ from typing import Any, Protocol
 from collectors.readings import PollError, SnmpReading, UpsReading
 
 from .bandwidth import BandwidthCheck
+from .battery import BatteryMonitor
 from .config import SnmpDevice
-from .power import PowerCheck
+from .power import PowerCheck, UpsStatus
 from .state import DeviceState, RouterStatus
+from .wan import WanCheck
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,11 @@ class Collector(Protocol):
 class RouterJudge:
     """Turns SNMP readings into router status, keeping the counter state between polls."""
 
-    def __init__(self, device: SnmpDevice) -> None:
+    def __init__(self, device: SnmpDevice, ups: UpsJudge | None = None) -> None:
         self.bandwidth = BandwidthCheck(device.name, {i.name: i for i in device.interfaces})
+        self.wan = WanCheck(device.name)
+        # A UPS network card (reading.ups set) is judged like any UPS, beside its ports.
+        self.ups = ups or UpsJudge(device.name)
 
     def apply(self, reading: SnmpReading, now: float, state: DeviceState) -> None:
         interfaces = self.bandwidth.update(reading, now)
@@ -46,18 +51,31 @@ class RouterJudge:
             interfaces=interfaces,
             requests=reading.requests,
             varbinds=reading.varbinds,
+            wan=self.wan.update(interfaces),
+            retries=reading.retries,
+            health=reading.health,
+            profile=reading.profile,
+            counter_rejections=tuple(sorted(self.bandwidth.rejected.items())),
+            ups=self.ups.judge(reading.ups, state) if reading.ups is not None else None,
         )
 
 
 class UpsJudge:
     """Turns UPS readings into power status."""
 
-    def __init__(self, device_name: str) -> None:
+    def __init__(self, device_name: str, battery: BatteryMonitor | None = None) -> None:
         self.power = PowerCheck(device_name)
+        # Outage ledger and battery health; in memory only unless given one with a state_dir.
+        self.battery = battery or BatteryMonitor(device_name)
 
     def apply(self, reading: UpsReading, now: float, state: DeviceState) -> None:
+        state.status = self.judge(reading, state)
+
+    def judge(self, reading: UpsReading, state: DeviceState) -> UpsStatus:
+        """The power status of one reading; updates the battery report and invalid counts."""
         state.invalid_samples.update(reading.invalid)
-        state.status = self.power.update(reading)
+        state.battery = self.battery.update(reading)
+        return self.power.update(reading)
 
 
 class DevicePoller:
@@ -117,6 +135,8 @@ class DevicePoller:
         state.up, state.reason, state.message = False, reason, message
 
     async def close(self) -> None:
+        ups = self.judge if isinstance(self.judge, UpsJudge) else self.judge.ups
+        ups.battery.flush()  # state changed since the last rate-limited save
         try:
             await self.collector.close()
         except Exception:  # closing a dead connection must not stop a shutdown

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from collectors.readings import HostReading
+from collectors.readings import HealthSample, HostReading
 
 from .bandwidth import InterfaceStatus
+from .battery import BatteryReport
+from .link_quality import LinkStatus
 from .power import UpsStatus
+from .wan import WanStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,12 @@ class RouterStatus:
     interfaces: tuple[InterfaceStatus, ...]
     requests: int
     varbinds: int
+    wan: WanStatus | None = None  # which wan port carries the traffic (None: no wan port)
+    retries: int = 0  # SNMP request PDUs sent again (latest poll)
+    health: tuple[HealthSample, ...] = ()  # CPU, memory, temperature, PSU, fan (the profile's)
+    profile: str = ""  # SNMP device profile used
+    counter_rejections: tuple[tuple[str, int], ...] = ()  # (reason, deltas refused so far)
+    ups: UpsStatus | None = None  # a UPS network card's power status (collectors/snmp/ups.py)
 
 
 @dataclass
@@ -44,6 +53,7 @@ class DeviceState:
     counter_rejections: Counter[str] = field(default_factory=Counter)  # why a delta was refused
     restarts: int = 0  # device restarts seen (sysUpTime went back)
     status: RouterStatus | UpsStatus | None = None
+    battery: BatteryReport | None = None  # UPS only: outage ledger and battery health
 
 
 @dataclass
@@ -53,3 +63,4 @@ class AgentState:
     version: str
     devices: dict[str, DeviceState] = field(default_factory=dict)
     host: HostReading | None = None
+    links: dict[str, LinkStatus] = field(default_factory=dict)  # WAN link quality, by link

@@ -40,6 +40,34 @@ class InterfaceSample:
     out_errors: int | None = None
     in_discards: int | None = None
     out_discards: int | None = None
+    in_packets: int | None = None  # unicast packets (ifHCInUcastPkts, else ifInUcastPkts)
+    out_packets: int | None = None
+    discontinuity_ticks: int | None = None  # ifCounterDiscontinuityTime (sysUpTime ticks)
+    read_at: float | None = None  # time.monotonic() when this row's octets were answered
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceNames:
+    """The slow-changing IF-MIB columns (names, speeds) as read, so the agent can cache them.
+
+    columns: {column OID: {index: raw value}} for ifName, ifDescr, ifAlias, ifSpeed,
+    ifHighSpeed. `if_number` (ifNumber) and `uptime_ticks` (sysUpTime when read) tell whether
+    the table may have changed since.
+    """
+
+    columns: Mapping[str, Mapping[str, int | str | bytes]]
+    if_number: int | None
+    uptime_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSample:
+    """One device health value from the device profile: cpu_ratio, temperature_celsius, ..."""
+
+    metric: str  # cpu_ratio, memory_used_bytes, memory_total_bytes, memory_used_ratio,
+    # temperature_celsius, psu_ok, fan_ok
+    label: str  # sensor / psu / fan name; "" for device-wide values
+    value: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +81,13 @@ class SnmpReading:
     interfaces: tuple[InterfaceSample, ...]
     requests: int = 0  # SNMP request PDUs sent for this poll
     varbinds: int = 0  # varbinds received for this poll
+    retries: int = 0  # request PDUs sent again after a timeout
+    health: tuple[HealthSample, ...] = ()
+    profile: str = ""  # the device profile used (collectors/profiles/snmp/<profile>.yaml)
+    names: InterfaceNames | None = None  # the name columns this poll used
+    names_refreshed: bool = True  # False when `names` came from the agent's cache
+    read_at: float | None = None  # time.monotonic() when the counters were answered
+    ups: UpsReading | None = None  # a UPS network card (collectors/snmp/ups.py), else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,12 @@ mode=${1:-agent}
 packages=(python3 python3-venv)
 extras=""
 if [[ $mode == test ]]; then
-  packages+=(snmpd snmp prometheus socat mbpoll python3-gdbm)
+  packages+=(snmpd snmp prometheus socat mbpoll python3-gdbm chromium)
+  packages+=(iproute2 nftables)  # link-probe tests: network namespaces, injected loss
+  packages+=(nut-server nut-client)  # NUT tests: upsd with the dummy-ups driver
+  packages+=(faketime)  # clock-jump fault test: libfaketime
+  # deploy/ tests: vmagent, VictoriaMetrics, vmalert, Alertmanager/amtool, systemd-analyze
+  packages+=(victoria-metrics prometheus-alertmanager systemd)
   extras="[test]"
 fi
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
 
 POLLED = " (latest poll)"
-Family = GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily
+Family = GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily | HistogramMetricFamily
 
 
 class Families:
@@ -37,6 +42,15 @@ class Families:
         if family is None:
             family = self._by_name[name] = InfoMetricFamily(f"erozgar_{name}", doc, labels=labels)
         assert isinstance(family, InfoMetricFamily)
+        return family
+
+    def histogram(self, name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
+        family = self._by_name.get(name)
+        if family is None:
+            family = self._by_name[name] = HistogramMetricFamily(
+                f"erozgar_{name}", doc, labels=labels
+            )
+        assert isinstance(family, HistogramMetricFamily)
         return family
 
     def __iter__(self) -> Iterator[Family]:

@@ -1,4 +1,4 @@
-"""Prometheus exposition of the agent's latest state, built fresh on every scrape.
+"""Prometheus exposition of the agent's latest state, read afresh on every scrape.
 
 Nothing here talks to a device: a scrape reads the snapshots the pollers left, so it is fast and
 never fails because one device is down (that device's `erozgar_device_up` is 0 instead).
@@ -9,23 +9,28 @@ staleness shows in `erozgar_device_last_success_timestamp_seconds`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client import ProcessCollector
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from agent.power import UpsStatus
 from agent.state import AgentState, DeviceState, RouterStatus
 
+from .exposition import Assembler, Rendered, TextRegistry, render
 from .families import Families
+from .links import link_families
 from .network import router_families
-from .power import ups_families
+from .power import battery_families, ups_families
+
+_T = TypeVar("_T")
 
 
-def build_registry(state: AgentState) -> CollectorRegistry:
+def build_registry(state: AgentState) -> TextRegistry:
     """A dedicated registry: our collector plus the agent process's own metrics."""
-    registry = CollectorRegistry()
+    registry = TextRegistry()
     registry.register(AgentCollector(state))
     ProcessCollector(namespace="erozgar", registry=registry)
     return registry
@@ -41,22 +46,66 @@ class AgentCollector(Collector):
 
     def __init__(self, state: AgentState) -> None:
         self.state = state
+        # device -> (status, battery, up, its snapshot families rendered)
+        self._rendered: dict[str, tuple[object, object, bool | None, list[Rendered]]] = {}
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         out = Families()
         state = self.state
-        out.info("agent", "The agent's version and site.", []).add_metric(
-            [], {"version": state.version, "site": state.site_id, "site_name": state.site_name}
-        )
+        _agent_info(out, state)
         for device in list(state.devices.values()):
             _device_health(out, device)
-            if isinstance(device.status, RouterStatus):
-                router_families(out, device.name, device.status)
-            elif isinstance(device.status, UpsStatus) and device.up:
-                ups_families(out, device.name, device.status)
+            _snapshot_families(out, device)
         if state.host is not None:
             _host(out, state)
-        return iter(out)
+        return iter([*out, *link_families(state)])
+
+    def render_text(self) -> str:
+        """What generate_latest writes for collect(), byte for byte, but each device's
+        snapshot families are formatted once per snapshot (exporters/exposition.py)."""
+        text = Assembler()
+        state = self.state
+        text.add(render(_fresh(_agent_info, state)))
+        cache = self._rendered
+        kept: dict[str, tuple[object, object, bool | None, list[Rendered]]] = {}
+        for device in list(state.devices.values()):
+            text.add(render(_fresh(_device_health, device)))
+            # status and battery are replaced whole by each poll, never changed in place
+            status, battery, up = device.status, device.battery, device.up
+            entry = cache.get(device.name)
+            if entry is None or entry[0] is not status or entry[1] is not battery or entry[2] != up:
+                entry = (status, battery, up, render(_fresh(_snapshot_families, device)))
+            kept[device.name] = entry
+            text.add(entry[3])
+        self._rendered = kept  # devices gone after a reload drop out
+        if state.host is not None:
+            text.add(render(_fresh(_host, state)))
+        text.add(render(link_families(state)))
+        return text.text()
+
+
+def _fresh(build: Callable[[Families, _T], None], subject: _T) -> Families:
+    out = Families()
+    build(out, subject)
+    return out
+
+
+def _agent_info(out: Families, state: AgentState) -> None:
+    out.info("agent", "The agent's version and site.", []).add_metric(
+        [], {"version": state.version, "site": state.site_id, "site_name": state.site_name}
+    )
+
+
+def _snapshot_families(out: Families, device: DeviceState) -> None:
+    """Families that change only when a poll replaces the device's status or battery report."""
+    if isinstance(device.status, RouterStatus):
+        router_families(out, device.name, device.status)
+        if device.status.ups is not None and device.up:  # a UPS network card
+            ups_families(out, device.name, device.status.ups)
+    elif isinstance(device.status, UpsStatus) and device.up:
+        ups_families(out, device.name, device.status)
+    if device.battery is not None:
+        battery_families(out, device.name, device.battery)
 
 
 def _device_health(out: Families, device: DeviceState) -> None:

@@ -86,6 +86,7 @@ class SimulatedRouter:
         sys_descr: str = "RouterOS CCR2004-1G-12S+2XS (simulated)",
         wobble: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        uptime: float = 0.0,  # seconds the device has been up when the simulator starts
     ) -> None:
         self.name = name
         self.community = community
@@ -94,9 +95,12 @@ class SimulatedRouter:
         self.sys_descr = sys_descr
         self.wobble = wobble
         self._clock = clock
-        self._boot = clock()
+        self._boot = clock() - uptime
         self._ports = {i.name: _Port(i, since=self._boot) for i in interfaces}
         self._transport: asyncio.DatagramTransport | None = None
+        # Fault knobs for tests: silent (a dead or unplugged device), or answers `delay` s late.
+        self.answering = True
+        self.delay = 0.0
 
     def __repr__(self) -> str:
         return f"SimulatedRouter({self.name!r}, interfaces={list(self._ports)})"
@@ -264,6 +268,16 @@ class _Protocol(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self._router.answering:
+            return
         response = self._router.respond(data)
-        if response is not None and self._transport is not None:
+        if response is None or self._transport is None:
+            return
+        if self._router.delay > 0:
+            asyncio.get_running_loop().call_later(self._router.delay, self._send, response, addr)
+        else:
+            self._transport.sendto(response, addr)
+
+    def _send(self, response: bytes, addr: tuple[str, int]) -> None:
+        if self._transport is not None and not self._transport.is_closing():
             self._transport.sendto(response, addr)

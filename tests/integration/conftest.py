@@ -39,6 +39,26 @@ RECORDINGS = (
     "network/firewall/legend-holdings-firewall",  # 32-bit counters only, no ifName
     "network/router/juniper-mx960-12-3r6-6",
     "network/wifi/ubiquiti-m5",  # 32-bit counters only
+    # the real-device acceptance set (tests/fixtures/snmp/<name>/expected.prom)
+    "network/switch/cisco-c3750",  # some ports 32-bit only
+    "network/router/huawei-s5720",
+    "network/switch/h3c-comware-7-1-075",
+    "network/switch/zte-zrx10",  # 222 interfaces
+    "network/firewall/paloalto-pa-5000",
+    "network/firewall/topsec-ngfw4000-uf",  # 108 interfaces, 32-bit only
+    "network/wifi/sangfor-wac-2",  # 32-bit only
+    "network/wifi/aruba-7210",
+    "network/router/vyatta-unknown",
+    # UPS over SNMP (tests/fixtures/snmp-ups/<name>/expected.yaml); the APC ones are PDUs
+    "UPS/eaton-93e-80",
+    "UPS/huawei-gse200m",
+    "UPS/phoenixtec-power",
+    "UPS/eastpower-istars-swv053",
+    "UPS/emerson-network-power",
+    "UPS/vertiv-power",
+    "UPS/apc-7902b",
+    "UPS/apc-8641",
+    "UPS/apc-8932",
 )
 
 
@@ -169,7 +189,11 @@ def snmpsim() -> Iterator[dict[str, Recording]]:
     for relative in RECORDINGS:
         name = Path(relative).name
         target = data / f"{name}.snmprec"
-        target.write_bytes(bz2.decompress((source / f"{relative}.snmprec.bz2").read_bytes()))
+        packed = source / f"{relative}.snmprec.bz2"
+        if packed.exists():
+            target.write_bytes(bz2.decompress(packed.read_bytes()))
+        else:  # a few recordings (the APC ones) ship uncompressed
+            target.write_bytes((source / f"{relative}.snmprec").read_bytes())
         target.chmod(0o644)
         recordings[name] = Recording(SnmpPeer(HOST, port, name), target)
     log = root / "snmpsim.log"

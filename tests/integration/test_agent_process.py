@@ -187,10 +187,12 @@ def test_wan_rate_and_utilisation_match_the_simulated_traffic(agent):
     wan = {"device": "edge", "interface": "ether1", "role": "wan"}
     rx = get(found, "erozgar_interface_receive_bytes_per_second", **wan)
     tx = get(found, "erozgar_interface_transmit_bytes_per_second", **wan)
-    assert rx == pytest.approx(WAN_RX_BPS / 8, rel=0.02)
-    assert tx == pytest.approx(WAN_TX_BPS / 8, rel=0.02)
+    # 2 s polls on a shared CI box: a 50 ms scheduling hiccup is 2.5 % of the interval. This
+    # checks the arithmetic; bench/accuracy.py measures precision at shipped intervals.
+    assert rx == pytest.approx(WAN_RX_BPS / 8, rel=0.05)
+    assert tx == pytest.approx(WAN_TX_BPS / 8, rel=0.05)
     util = get(found, "erozgar_interface_utilization_ratio", **wan, direction="receive")
-    assert util == pytest.approx(0.8, rel=0.02)
+    assert util == pytest.approx(0.8, rel=0.05)
 
 
 def test_recorded_devices_show_their_real_interfaces(agent, centre):

@@ -29,7 +29,9 @@ def agent_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[st
 @pytest.fixture(scope="module")
 def sims() -> Iterator[dict[str, int]]:
     loop = LoopThread()
-    router = SimulatedRouter("r1", [SimInterface("ether1", 1e9, 5e6, 1e6)], community=SECRET)
+    router = SimulatedRouter(
+        "r1", [SimInterface("ether1", 1e9, 5e6, 1e6)], community=SECRET, uptime=86400
+    )
     ups = SimulatedUps()
     ports = {"router": loop.run(router.start("127.0.0.1", 0))[1],
              "ups": loop.run(ups.start("127.0.0.1", 0))[1]}  # fmt: skip
@@ -56,7 +58,8 @@ def test_check_healthy_site_exits_0(sims, tmp_path):
     )  # fmt: skip
     result = agent_cli("check", "--config", config)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "PASS: all 3 checked" in result.stdout
+    # The agent's own box may warn (an unsynchronised clock in a container); devices pass.
+    assert result.stdout.splitlines()[-1] in ("PASS: all 3 checked", "PASS with warnings: agent")
     assert "FAIL" not in result.stdout
     assert SECRET not in result.stdout + result.stderr
 
@@ -77,11 +80,11 @@ def test_check_names_each_fault_with_a_hint_and_exits_1(sims, tmp_path):
     by_name = {d["name"]: d for d in report["devices"]}
     port = next(c for c in by_name["r1"]["checks"] if c["name"] == "port ether11")
     assert port["status"] == "FAIL" and "ether1" in port["hint"]
-    community = by_name["wrong-community"]["checks"][0]
+    community = next(c for c in by_name["wrong-community"]["checks"] if c["name"] == "snmp answer")
     assert community["status"] == "FAIL" and community["detail"].startswith("timeout")
     assert "credentials" in community["hint"] or "community" in community["hint"]
     closed = by_name["ups-closed"]["checks"][0]
-    assert closed["status"] == "FAIL" and closed["detail"].startswith("refused")
+    assert closed["status"] == "FAIL" and "refused" in closed["detail"]
     assert "enabled" in closed["hint"]
     assert set(by_name["ups-closed"]) == {"name", "kind", "status", "checks"}
     assert SECRET not in result.stdout + result.stderr

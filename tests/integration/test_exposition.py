@@ -49,8 +49,9 @@ def _router_state() -> DeviceState:
         "core-router", "snmp", up=True, reason="ok", last_success=1.7e9, poll_duration=0.25
     )
     state.status = RouterStatus(
-        "rb4011", "RouterOS RB4011", "1.3.6.1.4.1.14988.1", 16.0, ports, 2, 40
-    )
+        "rb4011", "RouterOS RB4011", "1.3.6.1.4.1.14988.1", 16.0, ports, 2, 40,
+        counter_rejections=(("wrap_ambiguous", 2),),
+    )  # fmt: skip
     return state
 
 
@@ -108,6 +109,10 @@ def test_values_a_dashboard_reads():
     assert value(s, "erozgar_interface_utilization_ratio", **wan, direction="transmit") == 0.5
     assert value(s, "erozgar_interface_receive_bytes_total", **wan) == 1_000 + 62_500_000
     assert value(s, "erozgar_interface_errors_total", **wan, direction="receive") == 3
+    rejected = value(
+        s, "erozgar_interface_rejected_deltas_total", device="core-router", reason="wrap_ambiguous"
+    )
+    assert rejected == 2
     assert value(s, "erozgar_ups_on_battery", device="ups-rack") == 1
     assert value(s, "erozgar_ups_status", device="ups-rack", flag="OB") == 1
     assert value(s, "erozgar_ups_status", device="ups-rack", flag="OL") == 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError, load_config, parse_config
 
 GOOD = """
 site: {id: ISB-001, name: "e-Rozgar Center Islamabad"}
@@ -77,6 +77,15 @@ modbus:
     assert all("\n" not in p for p in found)
 
 
+def test_a_value_with_a_newline_stays_on_one_line():
+    # found by the config fuzzer (bench/fuzz.sh): the quoted value carried its newline along
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"site": {"id": "X-1"}, "modbus": [{"name": "u", "address": "0\n0"}]}, "f")
+    assert caught.value.problems == [
+        r"f: modbus[0].address: '0\n0' is neither an IP address nor a host name"
+    ]
+
+
 def test_duplicate_device_names(tmp_path):
     text = """
 site: {id: ISB-001}
@@ -106,3 +115,55 @@ def test_shipped_example_config_is_valid(monkeypatch):
     config = load_config(example)
     assert [d.name for d in config.snmp] == ["core-router", "sw-floor1"]
     assert config.modbus[0].profile == "apc-smart-ups"
+
+
+def snmp_problems(**device: object) -> list[str]:
+    snmp = {"name": "r", "address": "127.0.0.1", **device}
+    try:
+        parse_config({"site": {"id": "t"}, "snmp": [snmp]})
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def test_snmp_v3_keys_are_checked_one_line_each_without_secrets():
+    v3 = {
+        "version": "3",
+        "user": "mon",
+        "auth_protocol": "SHA-256",
+        "auth_password": "authpass123",
+        "priv_protocol": "AES",
+        "priv_password": "privpass123",
+    }
+    assert snmp_problems(**v3) == []
+    assert snmp_problems(version="3") == ['config: snmp[0].user: required for version "3"']
+    short = snmp_problems(**{**v3, "auth_password": "short7!"})
+    assert short == [
+        "config: snmp[0].auth_password: must be at least 8 characters (RFC 3414 passphrase minimum)"
+    ]
+    assert "short7!" not in short[0]
+    assert snmp_problems(**{**v3, "auth_protocol": None, "auth_password": None}) == [
+        "config: snmp[0].auth_protocol: required with priv_protocol (authPriv)"
+    ]
+    assert snmp_problems(**{**v3, "priv_password": None}) == [
+        "config: snmp[0].priv_password: required with priv_protocol"
+    ]
+    assert snmp_problems(**{**v3, "community": "x"})[0].startswith("config: snmp[0].community:")
+    assert snmp_problems(community="c", user="mon") == [
+        'config: snmp[0].user: only for version "3"'
+    ]
+    assert snmp_problems() == ["config: snmp[0].community: required key is missing for version 2c"]
+    bad = snmp_problems(**{**v3, "priv_protocol": "AES-512"})
+    assert len(bad) == 1 and bad[0].startswith("config: snmp[0].priv_protocol:")
+
+
+def test_port_selection_and_name_cache_keys():
+    assert snmp_problems(community="c", ports={"pinned": True, "include": ["ether*"]},
+                         name_cache_minutes=5) == []  # fmt: skip
+    assert snmp_problems(community="c", ports={"pined": True}) == [
+        "config: snmp[0].ports.pined: unknown key (check its spelling against "
+        "deploy/config.example.yml)"
+    ]
+    assert snmp_problems(community="c", name_cache_minutes=0)[0].startswith(
+        "config: snmp[0].name_cache_minutes:"
+    )
