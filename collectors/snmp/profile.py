@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -78,33 +78,41 @@ class ProfileError(Exception):
     """A profile file is broken; the message names the file and key."""
 
 
-_PACKAGE = "collectors"
-_FOLDER = ("profiles", "snmp")
+_Profile = TypeVar("_Profile", bound=BaseModel)
+
+
+def profile_names(folder: str) -> list[str]:
+    """Profiles shipped in collectors/profiles/<folder>/, one YAML file each."""
+    files = resources.files("collectors").joinpath("profiles", folder)
+    return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_profile(folder: str, name: str, model: type[_Profile]) -> _Profile:
+    """Load and validate one packaged profile; ProfileError names the file and the key."""
+    path = resources.files("collectors").joinpath("profiles", folder, f"{name}.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileError(f"{folder} profile {name}: cannot read: {exc}") from None
+    try:
+        profile = model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ProfileError(f"{folder} profile {name}: {where}: {first['msg']}") from None
+    said = getattr(profile, "name", name)
+    if said != name:
+        raise ProfileError(f"{folder} profile {name}: name: says {said!r}, file is {name}")
+    return profile
 
 
 def available_profiles() -> list[str]:
-    folder = resources.files(_PACKAGE).joinpath(*_FOLDER)
-    return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
-    )
+    return profile_names("snmp")
 
 
 @cache
 def load_profile(name: str) -> SnmpProfile:
-    path = resources.files(_PACKAGE).joinpath(*_FOLDER, f"{name}.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"snmp profile {name}: cannot read: {exc}") from None
-    try:
-        profile = SnmpProfile.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProfileError(f"snmp profile {name}: {where}: {first['msg']}") from None
-    if profile.name != name:
-        raise ProfileError(f"snmp profile {name}: name: says {profile.name!r}, file is {name}")
-    return profile
+    return read_profile("snmp", name, SnmpProfile)
 
 
 @cache

@@ -19,26 +19,25 @@ source gives it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from collectors.readings import PollError, UpsReading
 
 from .client import Counter64, Oid, SnmpClient, Value
-from .profile import ProfileError, select_profile
+from .profile import profile_names, read_profile, select_profile
 
 _OID = r"^[0-9]+(\.[0-9]+)+$"
-_PACKAGE = "collectors"
-_FOLDER = ("profiles", "snmp-ups")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_T = TypeVar("_T")
 
 
 class Source(_Strict):
@@ -86,28 +85,12 @@ class UpsProfile(_Strict):
 
 
 def available_profiles() -> list[str]:
-    folder = resources.files(_PACKAGE).joinpath(*_FOLDER)
-    return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
-    )
+    return profile_names("snmp-ups")
 
 
 @cache
 def load_profile(name: str) -> UpsProfile:
-    path = resources.files(_PACKAGE).joinpath(*_FOLDER, f"{name}.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"snmp-ups profile {name}: cannot read: {exc}") from None
-    try:
-        profile = UpsProfile.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProfileError(f"snmp-ups profile {name}: {where}: {first['msg']}") from None
-    if profile.name != name:
-        raise ProfileError(f"snmp-ups profile {name}: name: says {profile.name!r}, file is {name}")
-    return profile
+    return read_profile("snmp-ups", name, UpsProfile)
 
 
 @cache
@@ -199,39 +182,34 @@ def ups_reading(
             return max(ordered, key=lambda v: _integer(v) or 0)
         return ordered[0]
 
+    def first_usable(
+        name: str, sources: Sequence[Source], convert: Callable[[Source, Value], _T | None]
+    ) -> _T | None:
+        """The first source (most precise first) that answered something usable; a quantity
+        that answered only unusable values is invalid, one that never answered is absent."""
+        answered = False
+        for source in sources:
+            value = raw(source)
+            if value is None:
+                continue
+            answered = True
+            converted = convert(source, value)
+            if converted is not None:
+                return converted
+        if answered:
+            invalid.append(name)
+        return None
+
     values: dict[str, float] = {}
     for name, sources in profile.values.items():
-        answered = False
-        for source in sources:
-            value = raw(source)
-            if value is None:
-                continue
-            answered = True
-            number = _number(source, value)
-            if number is not None:
-                values[name] = number
-                break
-        else:
-            if answered:
-                invalid.append(name)
-
+        number = first_usable(name, sources, _number)
+        if number is not None:
+            values[name] = number
     info: dict[str, str] = {}
     for name, sources in profile.info.items():
-        answered = False
-        for source in sources:
-            value = raw(source)
-            if value is None:
-                continue
-            answered = True
-            words = _text(source, value)
-            if words is None:
-                continue
-            if words:
-                info[name] = words
-            break
-        else:
-            if answered:
-                invalid.append(name)
+        words = first_usable(name, sources, _text)
+        if words:  # an empty string is a valid "not set" answer, not a value
+            info[name] = words
     if profile.manufacturer and "device.mfr" not in info:
         info["device.mfr"] = profile.manufacturer
 

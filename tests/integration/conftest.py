@@ -7,6 +7,7 @@ A missing binary skips the tests locally and fails them in CI (CI=true).
 from __future__ import annotations
 
 import bz2
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple, NoReturn
 
@@ -86,7 +87,7 @@ def require(binary: str) -> str:
 def missing(hint: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(hint)
-    pytest.skip(hint)
+    pytest.skip(hint)  # only outside CI: under CI=true it failed above
 
 
 def free_udp_port() -> int:
@@ -168,14 +169,21 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpPeer]:
     stop(process)
 
 
-@pytest.fixture(scope="session")
-def snmpsim() -> Iterator[dict[str, Recording]]:
-    """snmpsim serving RECORDINGS; keyed (and community) by file name, e.g. "cisco-c3560"."""
-    binary = require("snmpsim-command-responder")
+def snmpsim_data() -> Path:
+    """The recordings folder of the snmpsim-data package."""
     spec = importlib.util.find_spec("snmpsim_data")
     if spec is None or spec.origin is None:
         missing(f"snmpsim_data not importable: {INSTALL_HINTS['snmpsim-command-responder']}")
-    source = Path(spec.origin).parent / "data"
+    return Path(spec.origin).parent / "data"
+
+
+@contextlib.contextmanager
+def serve_recordings(
+    files: Iterable[Path], wait_for: Callable[[dict[str, Recording]], list[SnmpPeer]], wait_s: float
+) -> Iterator[dict[str, Recording]]:
+    """snmpsim serving copies of `files` (.snmprec, or .snmprec.bz2 unpacked), each under its
+    file name as community, until the block ends."""
+    binary = require("snmpsim-command-responder")
     # snmpsim run as root drops to nobody, who must read the data and write the cache:
     # pytest's own tmp dirs are 0700, so use a world-readable one of our own.
     root = Path(tempfile.mkdtemp(prefix="erozgar-snmpsim-"))
@@ -186,14 +194,11 @@ def snmpsim() -> Iterator[dict[str, Recording]]:
     cache.chmod(0o777)
     port = free_udp_port()
     recordings: dict[str, Recording] = {}
-    for relative in RECORDINGS:
-        name = Path(relative).name
+    for path in files:
+        name = path.name.removesuffix(".bz2").removesuffix(".snmprec")
         target = data / f"{name}.snmprec"
-        packed = source / f"{relative}.snmprec.bz2"
-        if packed.exists():
-            target.write_bytes(bz2.decompress(packed.read_bytes()))
-        else:  # a few recordings (the APC ones) ship uncompressed
-            target.write_bytes((source / f"{relative}.snmprec").read_bytes())
+        raw = path.read_bytes()
+        target.write_bytes(bz2.decompress(raw) if path.suffix == ".bz2" else raw)
         target.chmod(0o644)
         recordings[name] = Recording(SnmpPeer(HOST, port, name), target)
     log = root / "snmpsim.log"
@@ -205,8 +210,22 @@ def snmpsim() -> Iterator[dict[str, Recording]]:
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        wait_until_answering(process, [r.peer for r in recordings.values()], 120, log)
+        wait_until_answering(process, wait_for(recordings), wait_s, log)
         yield recordings
     finally:
         stop(process)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def snmpsim() -> Iterator[dict[str, Recording]]:
+    """snmpsim serving RECORDINGS; keyed (and community) by file name, e.g. "cisco-c3560"."""
+    source = snmpsim_data()
+
+    def packed_or_plain(relative: str) -> Path:  # a few (the APC ones) ship uncompressed
+        packed = source / f"{relative}.snmprec.bz2"
+        return packed if packed.exists() else source / f"{relative}.snmprec"
+
+    files = [packed_or_plain(relative) for relative in RECORDINGS]
+    with serve_recordings(files, lambda served: [r.peer for r in served.values()], 120) as served:
+        yield served

@@ -11,12 +11,7 @@ decompresses and indexes 1.3 GB: minutes, so deselected by default).
 from __future__ import annotations
 
 import asyncio
-import bz2
-import importlib.util
 import os
-import shutil
-import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,15 +26,7 @@ from agent.state import AgentState, DeviceState
 from collectors.readings import PollError
 from collectors.snmp.collector import SnmpCollector
 from exporters.prometheus import AgentCollector
-from tests.integration.conftest import (
-    HOST,
-    Recording,
-    SnmpPeer,
-    free_udp_port,
-    require,
-    stop,
-    wait_until_answering,
-)
+from tests.integration.conftest import Recording, SnmpPeer, serve_recordings, snmpsim_data
 from tests.integration.test_snmp_collector import IF_ENTRY, IFX_ENTRY, column, read_snmprec
 
 pytestmark = pytest.mark.integration
@@ -130,40 +117,15 @@ def test_recording_matches_golden_file(snmpsim: dict[str, Recording], name: str)
 @pytest.fixture(scope="module")
 def every_recording() -> Iterator[list[tuple[str, SnmpPeer]]]:
     """snmpsim serving every network/* recording of snmpsim-data (slow: `pytest -m slow`)."""
-    binary = require("snmpsim-command-responder")
-    spec = importlib.util.find_spec("snmpsim_data")
-    assert spec is not None and spec.origin is not None
-    source = Path(spec.origin).parent / "data" / "network"
-    root = Path(tempfile.mkdtemp(prefix="erozgar-snmpsim-all-"))
-    root.chmod(0o755)
-    data, cache = root / "data", root / "cache"
-    data.mkdir(mode=0o755)
-    cache.mkdir(mode=0o777)
-    cache.chmod(0o777)
-    peers: list[tuple[str, SnmpPeer]] = []
-    port = free_udp_port()
-    for path in sorted(source.glob("*/*.snmprec*")):
-        name = path.name.removesuffix(".bz2").removesuffix(".snmprec")
-        target = data / f"{name}.snmprec"
-        raw = path.read_bytes()
-        target.write_bytes(bz2.decompress(raw) if path.suffix == ".bz2" else raw)
-        target.chmod(0o644)
-        peers.append((f"{path.parent.name}/{name}", SnmpPeer(HOST, port, name)))
-    log = root / "snmpsim.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [binary, f"--data-dir={data}", f"--cache-dir={cache}",
-             f"--agent-udpv4-endpoint={HOST}:{port}",
-             "--process-user=nobody", "--process-group=nogroup"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
+    files = sorted((snmpsim_data() / "network").glob("*/*.snmprec*"))
+    kinds = {f.name.removesuffix(".bz2").removesuffix(".snmprec"): f.parent.name for f in files}
+
+    def c3560(served: dict[str, Recording]) -> list[SnmpPeer]:
         # a recording without sysName never "answers": wait for one that has it
-        wait_until_answering(process, [p for n, p in peers if n.endswith("cisco-c3560")], 900, log)
-        yield peers
-    finally:
-        stop(process)
-        shutil.rmtree(root, ignore_errors=True)
+        return [served["cisco-c3560"].peer]
+
+    with serve_recordings(files, c3560, 900) as served:
+        yield [(f"{kinds[name]}/{name}", r.peer) for name, r in sorted(served.items())]
 
 
 @pytest.mark.slow
