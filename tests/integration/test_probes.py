@@ -389,7 +389,9 @@ def test_wan_failover_seen_through_snmp(caplog: pytest.LogCaptureFixture):
             await poll()
             router.set_rates("ether1", 0.2e6, 0.1e6)  # the fibre is cut: backup takes over
             router.set_rates("ether2", 40e6, 5e6)
-            await asyncio.sleep(0.3)
+            # A longer window: the fibre's last 80 Mb/s between the previous answer and
+            # set_rates (tens of ms on a busy box) must not outweigh the backup's traffic.
+            await asyncio.sleep(1.0)
             await poll()
             await asyncio.sleep(0.3)
             await poll()
