@@ -33,18 +33,11 @@ from collectors.modbus.transport import Gateway, GatewayPool, Link
 from collectors.readings import PollError
 
 from .conftest import require, stop
+from .test_modbus_collector import FakeClock
 
 pytestmark = pytest.mark.integration
 
 PROFILE = load_profile("apc-smart-ups")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def run(test: Callable[[], Awaitable[Any]]) -> Any:
