@@ -14,13 +14,11 @@ import logging
 import signal
 from pathlib import Path
 
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import ModbusProfile, load_profile
 from collectors.modbus.transport import GatewayPool
 from collectors.nut import NutCollector
-from collectors.snmp.client import close_engine
+from collectors.snmp.client import SnmpSessions
 from exporters.auth import AuthGate
 from exporters.http import MetricsServer
 from exporters.prometheus import build_registry
@@ -49,9 +47,12 @@ def poll_budget(interval: float, timeout: float, retries: int) -> float:
 
 
 def snmp_poller(
-    device: SnmpDevice, state: DeviceState, engine: SnmpEngine, state_dir: str | None = None
+    device: SnmpDevice,
+    state: DeviceState,
+    sessions: SnmpSessions,
+    state_dir: str | None = None,
 ) -> DevicePoller:
-    collector = snmp_collector(device, engine)
+    collector = snmp_collector(device, sessions)
     budget = poll_budget(device.interval, device.timeout, device.retries)
     # a UPS network card keeps its outage ledger like any UPS (no file until it sees one)
     ups = UpsJudge(device.name, BatteryMonitor(device.name, state_dir=state_dir))
@@ -94,14 +95,14 @@ def nut_poller(device: NutDevice, state: DeviceState, state_dir: str | None = No
     return DevicePoller(state, collector, judge, budget)
 
 
-def poller_factory(engine: SnmpEngine) -> PollerFactory:
-    """Builds any device's poller; SNMP devices share `engine`, Modbus ones the gateway pool."""
+def poller_factory(sessions: SnmpSessions) -> PollerFactory:
+    """Builds any device's poller; SNMP devices share `sessions`, Modbus ones the gateway pool."""
 
     def make(
         device: Device, state: DeviceState, gateways: GatewayPool, state_dir: str
     ) -> DevicePoller:
         if isinstance(device, SnmpDevice):
-            return snmp_poller(device, state, engine, state_dir)
+            return snmp_poller(device, state, sessions, state_dir)
         if isinstance(device, ModbusDevice):
             return modbus_poller(device, state, gateways, state_dir)
         return nut_poller(device, state, state_dir)
@@ -110,11 +111,11 @@ def poller_factory(engine: SnmpEngine) -> PollerFactory:
 
 
 def build(
-    config: Config, engine: SnmpEngine
+    config: Config, sessions: SnmpSessions
 ) -> tuple[AgentState, list[tuple[DevicePoller, float]]]:
     """The state and one (poller, interval) per configured device, unscheduled."""
     state = AgentState(config.site.id, config.site.name, __version__)
-    make, gateways = poller_factory(engine), GatewayPool()
+    make, gateways = poller_factory(sessions), GatewayPool()
     pollers: list[tuple[DevicePoller, float]] = []
     for device in (*config.snmp, *config.modbus, *config.nut):
         device_state = state.devices[device.name] = DeviceState(device.name, kind_of(device))
@@ -132,11 +133,10 @@ async def serve(
 ) -> None:
     """Run until `stop` is set. Binding the listen port is the only fatal error (a broken web
     config file is caught before: exporters.web_config.WebConfigError)."""
-    # One SNMP engine for all devices: each new engine costs ~0.09 CPU-s of MIB set-up.
-    engine = SnmpEngine()
+    sessions = SnmpSessions()  # one for all SNMP devices (and one pysnmp engine if any is v3)
     state = AgentState(config.site.id, config.site.name, __version__)
     scheduler = MonotonicScheduler()
-    fleet = Fleet(state, scheduler, poller_factory(engine))
+    fleet = Fleet(state, scheduler, poller_factory(sessions))
     web_file = web_config_file or config.web_config_file
     gate = AuthGate(WebGuard(web_file)) if web_file else None
 
@@ -196,7 +196,7 @@ async def serve(
             loop.remove_signal_handler(signal.SIGHUP)
         scheduler.shutdown(wait=False)
         await fleet.close()
-        await close_engine(engine)
+        await sessions.close()
         server.stop()
 
 

@@ -142,6 +142,12 @@ def snmp_failure(device: SnmpDevice, exc: PollError, reachable: bool) -> list[St
         else:
             hint = "check the address and port, that SNMP is enabled, and any firewall on the way"
         return [Step("snmp answer", "FAIL", detail, hint)]
+    if exc.reason == "refused":
+        hint = (
+            f"the host says nothing listens on UDP port {device.host_port[1]}: check the port "
+            "in the config (SNMP is 161) and that the SNMP service is enabled on the device"
+        )
+        return [Step("snmp answer", "FAIL", detail, hint)]
     return [Step("snmp answer", "FAIL", detail, "see the detail")]
 
 

@@ -21,14 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.profile import available_profiles, load_profile
 from collectors.modbus.transport import Gateway, Link
 from collectors.readings import PollError
-from collectors.snmp.client import UsmAuth
+from collectors.snmp.client import SnmpSessions, UsmAuth
 from collectors.snmp.collector import SnmpCollector
 
 from .diagnose import COMMON_UNITS, plausible
@@ -96,7 +94,7 @@ async def probe_snmp(
     port: int,
     communities: Sequence[str],
     v3_users: Sequence[V3User],
-    engine: SnmpEngine,
+    sessions: SnmpSessions,
     timeout: float,
 ) -> Found | None:
     tries: list[tuple[int, str, V3User | None]] = [(i, c, None) for i, c in enumerate(communities)]
@@ -105,7 +103,7 @@ async def probe_snmp(
         collector = SnmpCollector(
             address, port, community,
             version="3" if v3 else "2c", usm=v3.usm() if v3 else None,
-            timeout=timeout, retries=0, engine=engine,
+            timeout=timeout, retries=0, sessions=sessions,
         )  # fmt: skip
         try:
             reading = await collector.poll()
@@ -216,7 +214,7 @@ async def discover(
     on_address: Callable[[int], None] | None = None,
 ) -> list[Found]:
     """Every device found, in address order: SNMP first, then Modbus, per address."""
-    engine = SnmpEngine()
+    sessions = SnmpSessions()
     limit = asyncio.Semaphore(concurrency)
     results: dict[int, list[Found]] = {}
     start = time.monotonic()
@@ -226,7 +224,7 @@ async def discover(
         await asyncio.sleep(max(0.0, start + position / rate - time.monotonic()))
         async with limit:
             found = await asyncio.gather(
-                probe_snmp(address, snmp_port, communities, v3_users, engine, timeout)
+                probe_snmp(address, snmp_port, communities, v3_users, sessions, timeout)
                 if communities or v3_users
                 else _nothing(),
                 probe_modbus(address, modbus_port, timeout),
@@ -238,7 +236,7 @@ async def discover(
     try:
         await asyncio.gather(*(scan(i, a) for i, a in enumerate(addresses)))
     finally:
-        engine.close_dispatcher()
+        await sessions.close()
     return [f for i in sorted(results) for f in results[i]]
 
 

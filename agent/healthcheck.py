@@ -19,12 +19,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.transport import GatewayPool
 from collectors.readings import PollError, SnmpReading, UpsReading
+from collectors.snmp.client import SnmpSessions
 
 from .bandwidth import BandwidthCheck
 from .config import Config, LinkSettings, ModbusDevice, NutDevice, SnmpDevice
@@ -102,12 +101,12 @@ async def _poll(poller: DevicePoller) -> SnmpReading | UpsReading:
 
 
 async def check_snmp(
-    device: SnmpDevice, engine: SnmpEngine, sample_seconds: float = TRAFFIC_SAMPLE_SECONDS
+    device: SnmpDevice, sessions: SnmpSessions, sample_seconds: float = TRAFFIC_SAMPLE_SECONDS
 ) -> DeviceVerdict:
     verdict = DeviceVerdict(device.name, "snmp")
     reach, reachable = await host_reachable(device.host_port[0])
     verdict.checks.append(reach)
-    poller = snmp_poller(device, DeviceState(device.name, "snmp"), engine)
+    poller = snmp_poller(device, DeviceState(device.name, "snmp"), sessions)
     try:
         reading = await _poll_once(poller)
         first_at = time.monotonic()
@@ -419,10 +418,10 @@ async def run_checks(
     sample_seconds: float = TRAFFIC_SAMPLE_SECONDS,
 ) -> list[DeviceVerdict]:
     """Every device at once, so a site takes about as long as its slowest device."""
-    engine = SnmpEngine()
+    sessions = SnmpSessions()
     gateways = GatewayPool()  # devices on one serial port or gateway share it, as in the daemon
     jobs: list[Coroutine[Any, Any, DeviceVerdict]] = [
-        check_snmp(d, engine, sample_seconds) for d in config.snmp
+        check_snmp(d, sessions, sample_seconds) for d in config.snmp
     ]
     jobs += [check_modbus(d, gateways) for d in config.modbus]
     jobs += [check_nut(d) for d in config.nut]
@@ -441,7 +440,7 @@ async def run_checks(
     try:
         return list(await asyncio.gather(*(tracked(job) for job in jobs)))
     finally:
-        engine.close_dispatcher()
+        await sessions.close()
         await gateways.close()
 
 

@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from pydantic import SecretStr
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from collectors.readings import InterfaceNames, InterfaceSample, SnmpReading
-from collectors.snmp.client import UsmAuth
+from collectors.snmp.client import SnmpSessions, UsmAuth
 from collectors.snmp.collector import SnmpCollector, build_interfaces
 
 from .config import SnmpDevice
@@ -92,7 +91,7 @@ class PlannedSnmpCollector:
         await self.collector.close()
 
 
-def snmp_collector(device: SnmpDevice, engine: SnmpEngine) -> PlannedSnmpCollector:
+def snmp_collector(device: SnmpDevice, sessions: SnmpSessions) -> PlannedSnmpCollector:
     """The collector for one configured device: credentials from the config, names cached."""
     host, port = device.host_port
     usm = None
@@ -114,7 +113,7 @@ def snmp_collector(device: SnmpDevice, engine: SnmpEngine) -> PlannedSnmpCollect
         usm=usm,
         timeout=device.timeout,
         retries=device.retries,
-        engine=engine,
+        sessions=sessions,
     )
     return PlannedSnmpCollector(collector, device)
 

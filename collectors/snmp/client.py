@@ -1,66 +1,38 @@
-"""Thin asyncio SNMP client over pysnmp 7.1 hlapi v3arch: GET and a multi-column GETBULK walk.
+"""SNMP for the collectors: credentials, transports, and GET plus a multi-column GETBULK walk.
 
-    client = await SnmpClient.create("127.0.0.1", 161, CommunityAuth("public"), timeout=2.0)
+    sessions = SnmpSessions()                       # one per event loop, shared by all devices
+    client = await sessions.client("127.0.0.1", 161, CommunityAuth("public"), timeout=2.0)
     await client.get(["1.3.6.1.2.1.1.5.0"])        -> {"1.3.6.1.2.1.1.5.0": "core-router"}
     await client.walk_columns(["1.3.6.1.2.1.2.2.1.2"])
         -> {"1.3.6.1.2.1.2.2.1.2": {"1": "ether1", "2": "ether2"}}
     client.requests, client.varbinds                 -> 2, 3
+    client.close(); await sessions.close()
 
+SNMPv1/v2c go through community.py (our BER codec, ber.py: pyasn1 decoding was two thirds of
+the agent's CPU); SNMPv3 through pysnmp (v3.py), imported and started at the first v3 device.
 SNMPv3: `UsmAuth(user, "SHA-256", auth_password, "AES", priv_password)`; the collector first
 asks `discover_engine_id()` and then binds the credentials to that engine (`for_engine`).
 Auth failures are PollError("auth", ...) naming unknown user, wrong digest, decryption error
-or time window.
-
-Values come back as plain Python: int (`Counter64` for 64-bit counters, so callers can refuse a
-Counter32 where a Counter64 belongs), str (UTF-8 text), bytes (anything else), `Oid` (dotted
-string). noSuchObject / noSuchInstance / endOfMibView are never values: the OID is just absent.
+or time window. Values are plain Python (values.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, Protocol
-
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import univ
-from pysnmp.entity import config as engine_config
-from pysnmp.error import PySnmpError
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
-    bulk_cmd,
-    get_cmd,
-)
-from pysnmp.proto import errind, rfc1902, rfc1905
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from collectors.readings import PollError
 
+from .community import CommunityTransport
+from .values import EndOfMibView, Oidt, Value, VarBind, format_oid, parse_oid
+
+if TYPE_CHECKING:
+    from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
 log = logging.getLogger(__name__)
-
-Oidt = tuple[int, ...]
-RawVarBind = tuple[Oidt, object]  # (OID, pyasn1 value) as the agent sent it
-
-
-class Counter64(int):
-    """An int that arrived as SNMP Counter64 (ifHC* columns must be one)."""
-
-
-class Oid(str):
-    """A dotted OID string that arrived as an OBJECT IDENTIFIER value."""
-
-
-Value = int | str | bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,29 +44,9 @@ class CommunityAuth:
     # Said when the agent stays silent: v1/v2c agents drop a wrong community without a word.
     silence_hint: ClassVar[str] = "check address, port, community or the device's SNMP ACL"
 
-    def to_pysnmp(self) -> CommunityData:
-        return CommunityData(self.community, mpModel=0 if self.version == "1" else 1)
 
-    def context(self) -> ContextData:
-        return ContextData()
-
-
-AUTH_PROTOCOLS = {
-    "MD5": engine_config.USM_AUTH_HMAC96_MD5,
-    "SHA": engine_config.USM_AUTH_HMAC96_SHA,
-    "SHA-224": engine_config.USM_AUTH_HMAC128_SHA224,
-    "SHA-256": engine_config.USM_AUTH_HMAC192_SHA256,
-    "SHA-384": engine_config.USM_AUTH_HMAC256_SHA384,
-    "SHA-512": engine_config.USM_AUTH_HMAC384_SHA512,
-}
-# AES-192/256 with the key extension net-snmp and Cisco use (draft-reeder), not Blumenthal's.
-PRIV_PROTOCOLS = {
-    "DES": engine_config.USM_PRIV_CBC56_DES,
-    "AES": engine_config.USM_PRIV_CFB128_AES,
-    "AES-128": engine_config.USM_PRIV_CFB128_AES,
-    "AES-192": engine_config.USM_PRIV_CFB192_AES,
-    "AES-256": engine_config.USM_PRIV_CFB256_AES,
-}
+AUTH_PROTOCOLS = ("MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
+PRIV_PROTOCOLS = ("DES", "AES", "AES-128", "AES-192", "AES-256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +55,8 @@ class UsmAuth:
 
     pysnmp's USM table holds one row per (engine ID, user name), so the user is installed for
     the agent's own engine ID (`for_engine`), learnt by `discover_engine_id`: two devices with
-    the same user name but different keys then never share, or overwrite, a row. Passphrases
-    are hashed to master keys once (RFC 3414 A.2 hashes 1 MB per passphrase).
+    the same user name but different keys then never share, or overwrite, a row. `keys` holds
+    the master keys once v3.py has hashed the passphrases, shared by every `for_engine` copy.
     """
 
     user: str
@@ -117,16 +69,16 @@ class UsmAuth:
     version: ClassVar[str] = "3"
     # v3 agents answer a wrong user or key with a report, so silence means the path is wrong.
     silence_hint: ClassVar[str] = "check address, port and the device's SNMP ACL"
-    _keys: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    keys: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.auth_protocol is None and self.priv_protocol is not None:
             raise PollError("config", "SNMPv3 privacy needs an auth_protocol too")
-        for protocol, table, what in (
+        for protocol, known, what in (
             (self.auth_protocol, AUTH_PROTOCOLS, "auth"),
             (self.priv_protocol, PRIV_PROTOCOLS, "priv"),
         ):
-            if protocol is not None and protocol not in table:
+            if protocol is not None and protocol not in known:
                 raise PollError("config", f"unknown SNMPv3 {what} protocol {protocol!r}")
 
     @property
@@ -137,146 +89,10 @@ class UsmAuth:
 
     def for_engine(self, engine_id: bytes | None) -> UsmAuth:
         """The same credentials bound to one agent's engine ID (master keys are shared)."""
-        return replace(self, engine_id=engine_id, _keys=self._keys)
-
-    def to_pysnmp(self) -> UsmUserData:
-        if self.auth_protocol is None:
-            return UsmUserData(self.user, securityEngineId=self.engine_id)
-        if not self._keys:
-            self._keys.update(self._master_keys())
-        return UsmUserData(self.user, securityEngineId=self.engine_id, **self._keys)
-
-    def context(self) -> ContextData:
-        return ContextData(contextName=self.context_name.encode())
-
-    def _master_keys(self) -> dict[str, Any]:
-        assert self.auth_protocol is not None
-        auth = AUTH_PROTOCOLS[self.auth_protocol]
-        auth_key = engine_config.AUTH_SERVICES[auth].hash_passphrase(
-            (self.auth_password or "").encode()
-        )
-        keys: dict[str, Any] = {
-            "authKey": bytes(auth_key),
-            "authProtocol": auth,
-            "authKeyType": engine_config.USM_KEY_TYPE_MASTER,
-        }
-        if self.priv_protocol is not None:
-            priv = PRIV_PROTOCOLS[self.priv_protocol]
-            priv_key = engine_config.PRIV_SERVICES[priv].hash_passphrase(
-                auth, (self.priv_password or "").encode()
-            )
-            keys |= {
-                "privKey": bytes(priv_key),
-                "privProtocol": priv,
-                "privKeyType": engine_config.USM_KEY_TYPE_MASTER,
-            }
-        return keys
+        return replace(self, engine_id=engine_id, keys=self.keys)
 
 
 SnmpAuth = CommunityAuth | UsmAuth
-
-
-def parse_oid(oid: str) -> Oidt:
-    return tuple(int(part) for part in oid.strip(".").split("."))
-
-
-def format_oid(oid: Oidt) -> str:
-    return ".".join(map(str, oid))
-
-
-def decode_value(value: object) -> Value | None:
-    """pyasn1/pysnmp value -> plain Python; None for exceptions, Null and anything unknown."""
-    if isinstance(
-        value, rfc1905.NoSuchObject | rfc1905.NoSuchInstance | rfc1905.EndOfMibView | univ.Null
-    ):
-        return None
-    if isinstance(value, rfc1902.IpAddress):
-        return ".".join(str(octet) for octet in value.asOctets())
-    if isinstance(value, univ.OctetString):  # also Opaque and Bits
-        raw = value.asOctets()
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw
-    if isinstance(value, rfc1902.Counter64):
-        return Counter64(value)
-    if isinstance(value, univ.Integer):  # Integer32, Counter32, Gauge32, TimeTicks, Unsigned32
-        return int(value)
-    if isinstance(value, univ.ObjectIdentifier):
-        return Oid(value.prettyPrint())
-    return None
-
-
-# The user name a discovery probe carries; agents answer it with a report that names their
-# engine ID (RFC 3414 4), whether or not such a user exists.
-_DISCOVERY_USER = "erozgar-engine-discovery"
-_SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
-
-
-@dataclass
-class _EngineWatch:
-    """What one SnmpEngine saw per (host, port): datagrams sent (retries included) and the
-    authoritative engine ID of the latest SNMPv3 message received."""
-
-    packets: dict[tuple[str, int], int] = field(default_factory=dict)
-    engine_ids: dict[tuple[str, int], bytes] = field(default_factory=dict)
-
-    def observe(
-        self, _engine: SnmpEngine, point: str, variables: dict[str, Any], _ctx: Any
-    ) -> None:
-        address = variables.get("transportAddress")
-        if not address:
-            return
-        key = (str(address[0]), int(address[1]))
-        if point == "rfc3412.sendPdu":
-            self.packets[key] = self.packets.get(key, 0) + 1
-            return
-        engine_id = variables.get("securityEngineId")
-        if variables.get("securityModel") == 3 and engine_id:
-            self.engine_ids[key] = bytes(engine_id)
-
-
-_WATCHES: weakref.WeakKeyDictionary[SnmpEngine, _EngineWatch] = weakref.WeakKeyDictionary()
-
-
-def _watch(engine: SnmpEngine) -> _EngineWatch:
-    watch = _WATCHES.get(engine)
-    if watch is None:
-        watch = _WATCHES[engine] = _EngineWatch()
-        engine.observer.register_observer(
-            watch.observe, "rfc3412.sendPdu", "rfc3412.prepareDataElements:internal"
-        )
-    return watch
-
-
-async def close_engine(engine: SnmpEngine) -> None:
-    """Close a shared engine while answers may be in flight (the agent stopping).
-
-    pysnmp hands each datagram it reads to the loop (call_soon); close_dispatcher() right away
-    unregisters the transport first, and an answer already read then ends in an "Unregistered
-    transport" traceback from asyncio. So stop reading, let the loop deliver what was read
-    (one pass), then close.
-    """
-    dispatcher = engine.transport_dispatcher
-    if dispatcher is not None:
-        with contextlib.suppress(PySnmpError):  # no poll ever opened the transport
-            dispatcher.get_transport(UdpTransportTarget.TRANSPORT_DOMAIN).close_transport()
-        await asyncio.sleep(0)
-    engine.close_dispatcher()
-
-
-def _forget_peer_engine(engine: SnmpEngine, host: str, port: int) -> None:
-    """Drop pysnmp's cached engine ID of (host, port) so the next message rediscovers it.
-
-    pysnmp 7.1.30 keeps a peer's engine ID for 300 s and, meanwhile, discards the reports of an
-    agent that restarted with a new one (usm 3.2.3: unknown engine), so a reset device would
-    stay dark for five minutes. There is no public call for this; the attribute is checked.
-    """
-    model = engine.message_processing_subsystems.get(3)
-    cache = getattr(model, "_SnmpV3MessageProcessingModel__engineIdCache", None)
-    if isinstance(cache, dict):
-        for key in [k for k in cache if tuple(k[1][:2]) == (host, port)]:
-            del cache[key]
 
 
 class Transport(Protocol):
@@ -286,140 +102,47 @@ class Transport(Protocol):
 
     def packets_sent(self) -> int: ...
 
-    async def get(self, oids: Sequence[Oidt]) -> list[RawVarBind]: ...
+    async def get(self, oids: Sequence[Oidt]) -> list[VarBind]: ...
 
-    async def bulk(self, oids: Sequence[Oidt], max_repetitions: int) -> list[RawVarBind]: ...
+    async def bulk(self, oids: Sequence[Oidt], max_repetitions: int) -> list[VarBind]: ...
+
+    def close(self) -> None: ...
 
 
-class PysnmpTransport:
-    """pysnmp hlapi v3arch. One SnmpEngine may serve many targets (pass the same `engine`)."""
+class SnmpSessions:
+    """Opens clients to agents. Community devices each get their own UDP socket per poll;
+    v3 devices share one pysnmp engine, built at the first (an engine costs ~0.09 CPU-s of
+    MIB set-up), so an agent with no v3 device never imports pysnmp."""
 
-    def __init__(self, engine: SnmpEngine, auth: SnmpAuth, target: UdpTransportTarget) -> None:
-        self._engine = engine
-        self._auth = auth
-        self._target = target
-        self._context = auth.context()
+    def __init__(self) -> None:
+        self._engine: SnmpEngine | None = None
 
-    @classmethod
-    async def create(
-        cls,
-        host: str,
-        port: int,
-        auth: SnmpAuth,
-        *,
-        timeout: float,
-        retries: int,
-        engine: SnmpEngine,
-    ) -> PysnmpTransport:
-        try:
-            target = await UdpTransportTarget.create((host, port), timeout=timeout, retries=retries)
-        except PySnmpError as exc:  # getaddrinfo failed: unknown host name
-            raise PollError("unreachable", f"cannot resolve {host}:{port}: {exc}") from None
-        return cls(engine, auth, target)
-
-    def packets_sent(self) -> int:
-        """Datagrams this engine has sent to the target so far, retries included."""
-        host, port = self._target.transport_address[:2]
-        return _watch(self._engine).packets.get((str(host), int(port)), 0)
-
-    async def get(self, oids: Sequence[Oidt]) -> list[RawVarBind]:
-        return await self._request(get_cmd, oids)
-
-    async def discover_engine_id(self) -> bytes:
-        """The agent's SNMPv3 engine ID, from its answer to a probe with an unknown user."""
-        seen = _watch(self._engine).engine_ids
-        host, port = self._target.transport_address[:2]
-        seen.pop((host, port), None)
-        _forget_peer_engine(self._engine, host, port)
-        try:
-            result = await get_cmd(
-                self._engine, UsmUserData(_DISCOVERY_USER), self._target, ContextData(),
-                ObjectType(ObjectIdentity(_SYS_NAME)), lookupMib=False,
+    async def client(
+        self, host: str, port: int, auth: SnmpAuth, *, timeout: float = 2.0, retries: int = 1
+    ) -> SnmpClient:
+        if isinstance(auth, CommunityAuth):
+            return SnmpClient(
+                CommunityTransport(
+                    host, port, auth.community, auth.version,
+                    timeout=timeout, retries=retries, silence_hint=auth.silence_hint,
+                )
             )  # fmt: skip
-        except (PyAsn1Error, PySnmpError, OSError) as exc:
-            raise PollError("unreachable", f"cannot send to the agent: {exc}") from None
-        engine_id = seen.get((host, port))
-        if engine_id is not None:
-            return engine_id
-        self._check(result)  # raises for a timeout and the like
-        raise PollError("protocol", f"agent {host}:{port} did not reveal its SNMPv3 engine ID")
+        from . import v3
 
-    async def bulk(self, oids: Sequence[Oidt], max_repetitions: int) -> list[RawVarBind]:
-        return await self._request(bulk_cmd, oids, 0, max_repetitions)  # 0 non-repeaters
-
-    async def _request(
-        self, command: Callable[..., Awaitable[Any]], oids: Sequence[Oidt], *head: int
-    ) -> list[RawVarBind]:
-        request = [ObjectType(ObjectIdentity(oid)) for oid in oids]
-        try:
-            result = await command(
-                self._engine, self._auth.to_pysnmp(), self._target, self._context, *head,
-                *request, lookupMib=False,
-            )  # fmt: skip
-        except PyAsn1Error as exc:
-            raise PollError("decode", f"undecodable answer: {exc}") from None
-        except (PySnmpError, OSError) as exc:
-            raise PollError("unreachable", f"cannot send to the agent: {exc}") from None
-        return self._check(result)
-
-    def _check(self, result: tuple[Any, Any, Any, Sequence[Any]]) -> list[RawVarBind]:
-        error_indication, error_status, error_index, var_binds = result
-        host, port = self._target.transport_address
-        if isinstance(error_indication, errind.RequestTimedOut):
-            raise PollError(
-                "timeout",
-                f"no SNMP answer from {host}:{port} after {self._target.retries + 1} "
-                f"tries of {self._target.timeout:g}s: {self._auth.silence_hint}",
-            )
-        if isinstance(error_indication, _AUTH_ERRORS):
-            raise PollError("auth", f"{host}:{port}: {_auth_message(error_indication, self._auth)}")
-        if isinstance(error_indication, errind.DeserializationError):
-            raise PollError("decode", f"undecodable answer from {host}:{port}: {error_indication}")
-        if error_indication:
-            raise PollError("protocol", f"SNMP error from {host}:{port}: {error_indication}")
-        if error_status:
-            where = ""
-            if 0 < int(error_index) <= len(var_binds):
-                where = f" at {var_binds[int(error_index) - 1][0].prettyPrint()}"
-            raise PollError(
-                "protocol", f"agent {host}:{port} answered {error_status.prettyPrint()}{where}"
-            )
-        return [(tuple(oid), value) for oid, value in var_binds]
-
-
-# Report PDUs of RFC 3414 (usmStats*) as pysnmp raises them, and the local USM's own verdicts.
-_AUTH_ERRORS = (
-    errind.UnknownUserName,
-    errind.UnknownSecurityName,
-    errind.WrongDigest,
-    errind.AuthenticationFailure,
-    errind.DecryptionError,
-    errind.NotInTimeWindow,
-    errind.UnsupportedSecurityLevel,
-    errind.UnknownEngineID,
-)
-
-
-def _auth_message(indication: errind.ErrorIndication, auth: SnmpAuth) -> str:
-    user = getattr(auth, "user", "?")
-    if isinstance(indication, errind.UnknownUserName | errind.UnknownSecurityName):
-        return f"the agent has no SNMPv3 user {user!r} (unknown user name)"
-    if isinstance(indication, errind.WrongDigest | errind.AuthenticationFailure):
-        return (
-            f"wrong auth key for SNMPv3 user {user!r} (wrong digest): check auth_password "
-            "and auth_protocol"
+        if self._engine is None:
+            self._engine = v3.SnmpEngine()
+        transport = await v3.PysnmpTransport.create(
+            host, port, auth, timeout=timeout, retries=retries, engine=self._engine
         )
-    if isinstance(indication, errind.DecryptionError):
-        return (
-            f"wrong priv key for SNMPv3 user {user!r} (decryption error): check priv_password "
-            "and priv_protocol"
-        )
-    if isinstance(indication, errind.NotInTimeWindow):
-        return "SNMPv3 message not in time window even after re-synchronising with the agent"
-    if isinstance(indication, errind.UnsupportedSecurityLevel):
-        level = getattr(auth, "security_level", "?")
-        return f"the agent refuses security level {level} for SNMPv3 user {user!r}"
-    return "the agent's SNMPv3 engine ID could not be discovered (unknown engine ID)"
+        return SnmpClient(transport)
+
+    async def close(self) -> None:
+        """Close the v3 engine, if one was built (the agent stopping)."""
+        if self._engine is not None:
+            from . import v3
+
+            await v3.close_engine(self._engine)
+            self._engine = None
 
 
 class SnmpClient:
@@ -437,21 +160,8 @@ class SnmpClient:
         """Datagrams sent by this client so far (requests plus retries and v3 discovery)."""
         return self._transport.packets_sent() - self._packets_before
 
-    @classmethod
-    async def create(
-        cls,
-        host: str,
-        port: int,
-        auth: SnmpAuth,
-        *,
-        timeout: float = 2.0,
-        retries: int = 1,
-        engine: SnmpEngine,
-    ) -> SnmpClient:
-        transport = await PysnmpTransport.create(
-            host, port, auth, timeout=timeout, retries=retries, engine=engine
-        )
-        return cls(transport)
+    def close(self) -> None:
+        self._transport.close()
 
     async def discover_engine_id(self) -> bytes:
         self.requests += 1
@@ -462,9 +172,8 @@ class SnmpClient:
         answer = await self._transport.get([parse_oid(oid) for oid in oids])
         self.varbinds += len(answer)
         result: dict[str, Value] = {}
-        for oid, raw in answer:
-            value = decode_value(raw)
-            if value is not None:
+        for oid, value in answer:
+            if value is not None and not isinstance(value, EndOfMibView):
                 result[format_oid(oid)] = value
         return result
 
@@ -511,7 +220,7 @@ def _advance(
     prefixes: dict[str, Oidt],
     cursors: dict[str, Oidt],
     result: dict[str, dict[str, Value]],
-    answer: list[RawVarBind],
+    answer: list[VarBind],
     answered: dict[str, float] | None = None,
     arrived: float = 0.0,
 ) -> set[str]:
@@ -521,12 +230,12 @@ def _advance(
     (RFC 3416 4.2.3), also when the agent truncated the answer.
     """
     done: set[str] = set()
-    for position, (oid, raw) in enumerate(answer):
+    for position, (oid, value) in enumerate(answer):
         column = active[position % len(active)]
         if column in done:
             continue
         prefix = prefixes[column]
-        if isinstance(raw, rfc1905.EndOfMibView) or oid[: len(prefix)] != prefix:
+        if isinstance(value, EndOfMibView) or oid[: len(prefix)] != prefix:
             done.add(column)
             continue
         if oid <= cursors[column]:
@@ -534,7 +243,6 @@ def _advance(
             done.add(column)
             continue
         cursors[column] = oid
-        value = decode_value(raw)
         if value is not None:
             row = format_oid(oid[len(prefix) :])
             result[column][row] = value

@@ -21,20 +21,11 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-
 from collectors.readings import InterfaceNames, InterfaceSample, PollError, SnmpReading
-from collectors.snmp.client import (
-    CommunityAuth,
-    Counter64,
-    Oid,
-    SnmpAuth,
-    SnmpClient,
-    UsmAuth,
-    Value,
-)
+from collectors.snmp.client import CommunityAuth, SnmpAuth, SnmpClient, SnmpSessions, UsmAuth
 from collectors.snmp.profile import health_samples, select_profile
 from collectors.snmp.ups import detect_ups, read_ups
+from collectors.snmp.values import Counter64, Oid, Value
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +214,8 @@ def names_usable(known: InterfaceNames | None, if_number: int | None, uptime: in
 
 
 class SnmpCollector:
-    """Polls one SNMP agent. Without `engine` each poll opens and closes its own SnmpEngine;
-    pass one engine (created in the polling event loop) to share it across targets."""
+    """Polls one SNMP agent. Pass the agent's SnmpSessions (created in the polling event loop)
+    to share its v3 engine across targets; without one, each poll makes and closes its own."""
 
     def __init__(
         self,
@@ -236,7 +227,7 @@ class SnmpCollector:
         usm: UsmAuth | None = None,
         timeout: float = 2.0,
         retries: int = 1,
-        engine: SnmpEngine | None = None,
+        sessions: SnmpSessions | None = None,
         max_repetitions: int = 25,
     ) -> None:
         if version not in ("1", "2c", "3"):
@@ -252,7 +243,7 @@ class SnmpCollector:
         )
         self._timeout = timeout
         self._retries = retries
-        self._engine = engine
+        self._sessions = sessions
         self._max_repetitions = max_repetitions
         # Like a kept connection: the v3 agent's engine ID, forgotten on any auth failure so
         # a replaced or reset device is rediscovered on the next poll.
@@ -267,62 +258,68 @@ class SnmpCollector:
         """One reading. `known`: the name columns of an earlier poll, reused unless ifNumber or a
         restart says the table changed. `pinned`: ifIndexes to GET instead of walking the
         counter columns (only used together with a usable `known`)."""
-        engine = self._engine or SnmpEngine()
+        sessions = self._sessions or SnmpSessions()
         try:
-            return await self._poll(engine, known, pinned)
+            return await self._poll(sessions, known, pinned)
         finally:
-            if self._engine is None:
-                engine.close_dispatcher()
+            if self._sessions is None:
+                await sessions.close()
 
     async def close(self) -> None:
-        """Nothing to release: a shared engine is closed by whoever created it."""
+        """Nothing to release: shared SnmpSessions are closed by whoever created them."""
 
-    async def _connect(self, engine: SnmpEngine) -> SnmpClient:
+    async def _connect(self, sessions: SnmpSessions) -> SnmpClient:
         """A client for this poll; for v3 bound to the agent's engine ID (discovered once)."""
         auth = self._auth
         discovery = 0
         if isinstance(auth, UsmAuth):
-            if self._engine_id is None or self._engine is None:
-                probe = await SnmpClient.create(
-                    self.host, self.port, auth,
-                    timeout=self._timeout, retries=self._retries, engine=engine,
-                )  # fmt: skip
+            if self._engine_id is None or self._sessions is None:
+                probe = await sessions.client(
+                    self.host, self.port, auth, timeout=self._timeout, retries=self._retries
+                )
                 self._engine_id = await probe.discover_engine_id()
                 discovery = probe.requests
             auth = auth.for_engine(self._engine_id)
-        client = await SnmpClient.create(
-            self.host, self.port, auth,
-            timeout=self._timeout, retries=self._retries, engine=engine,
-        )  # fmt: skip
+        client = await sessions.client(
+            self.host, self.port, auth, timeout=self._timeout, retries=self._retries
+        )
         client.requests += discovery
         return client
 
     async def _poll(
-        self, engine: SnmpEngine, known: InterfaceNames | None, pinned: Collection[int] | None
+        self, sessions: SnmpSessions, known: InterfaceNames | None, pinned: Collection[int] | None
     ) -> SnmpReading:
         try:
-            return await self._read(await self._connect(engine), known, pinned)
+            return await self._read_once(sessions, known, pinned)
         except PollError as exc:
             error = exc
         if error.reason == "timeout" and isinstance(self._auth, UsmAuth):
             engine_id = self._engine_id
             self._engine_id = None
-            if engine_id is not None and await self._rediscovered(engine, engine_id):
+            if engine_id is not None and await self._rediscovered(sessions, engine_id):
                 # The agent came back with a new engine ID (a reset, or no persistent
                 # storage): pysnmp drops the answers meant for the old one. Read again now.
-                return await self._read(await self._connect(engine), known, pinned)
-            error = await self._explain_silence(engine) or error
+                return await self._read_once(sessions, known, pinned)
+            error = await self._explain_silence(sessions) or error
         if error.reason == "auth":
             self._engine_id = None
         raise error
 
-    async def _rediscovered(self, engine: SnmpEngine, known: bytes) -> bool:
+    async def _read_once(
+        self, sessions: SnmpSessions, known: InterfaceNames | None, pinned: Collection[int] | None
+    ) -> SnmpReading:
+        client = await self._connect(sessions)
+        try:
+            return await self._read(client, known, pinned)
+        finally:
+            client.close()
+
+    async def _rediscovered(self, sessions: SnmpSessions, known: bytes) -> bool:
         """True when the agent answers discovery with an engine ID other than `known`."""
         try:
-            probe = await SnmpClient.create(
-                self.host, self.port, self._auth,
-                timeout=self._timeout, retries=0, engine=engine,
-            )  # fmt: skip
+            probe = await sessions.client(
+                self.host, self.port, self._auth, timeout=self._timeout, retries=0
+            )
             engine_id = await probe.discover_engine_id()
         except PollError:
             return False
@@ -333,7 +330,7 @@ class SnmpCollector:
         self._engine_id = engine_id
         return True
 
-    async def _explain_silence(self, engine: SnmpEngine) -> PollError | None:
+    async def _explain_silence(self, sessions: SnmpSessions) -> PollError | None:
         """Why an authPriv request went unanswered, when the agent is there after all.
 
         Agents such as net-snmp drop a message they cannot decrypt without a report (RFC 3414
@@ -346,13 +343,13 @@ class SnmpCollector:
             return None
         signed = UsmAuth(auth.user, auth.auth_protocol, auth.auth_password)
         try:
-            probe = await SnmpClient.create(
-                self.host, self.port, signed, timeout=self._timeout, retries=0, engine=engine
+            probe = await sessions.client(
+                self.host, self.port, signed, timeout=self._timeout, retries=0
             )
             engine_id = await probe.discover_engine_id()
-            probe = await SnmpClient.create(
-                self.host, self.port, signed.for_engine(engine_id),
-                timeout=self._timeout, retries=0, engine=engine,
+            probe = await sessions.client(
+                self.host, self.port, signed.for_engine(engine_id), timeout=self._timeout,
+                retries=0,
             )  # fmt: skip
             await probe.get([SYS_NAME])
         except PollError as exc:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collectors.readings import HealthSample
 
-from .client import Oid, Value
+from .values import Oid, Value
 
 Metric = Literal[
     "cpu_ratio",

@@ -27,8 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collectors.readings import PollError, UpsReading
 
-from .client import Counter64, Oid, SnmpClient, Value
+from .client import SnmpClient
 from .profile import profile_names, read_profile, select_profile
+from .values import Counter64, Oid, Value
 
 _OID = r"^[0-9]+(\.[0-9]+)+$"
 

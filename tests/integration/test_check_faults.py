@@ -16,7 +16,7 @@ import yaml
 from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from agent.simulators.ups import SimulatedUps
 
-from .conftest import SnmpPeer, require
+from .conftest import SnmpPeer, free_udp_port, require
 from .test_agent_process import LoopThread, closed_tcp_port
 
 SECRET = "faults-community"
@@ -69,6 +69,8 @@ def faulty(sims: dict[str, Any], snmpd: SnmpPeer) -> dict[str, list[dict[str, An
              "timeout": 0.5, "retries": 0},
             {"name": "wrong-port-name", "address": router, "community": SECRET,
              "interfaces": [{"name": "ether-1", "role": "wan"}]},
+            {"name": "wrong-snmp-port", "address": f"127.0.0.1:{free_udp_port()}",
+             "community": SECRET},
         ],
         "modbus": [
             {"name": "closed-port", "address": f"127.0.0.1:{closed_tcp_port()}"},
@@ -101,8 +103,8 @@ def test_each_fault_is_named_with_its_fix(sims, snmpd, tmp_path):
     report = json.loads(result.stdout)  # stdout is only the JSON document
     status = {d["name"]: d["status"] for d in report["devices"]}
     assert status == {"wrong-v3-key": "FAIL", "wrong-community": "FAIL", "wrong-port-name": "FAIL",
-                      "closed-port": "FAIL", "wrong-unit": "FAIL", "word-swapped": "FAIL",
-                      "agent": status["agent"]}  # fmt: skip
+                      "wrong-snmp-port": "FAIL", "closed-port": "FAIL", "wrong-unit": "FAIL",
+                      "word-swapped": "FAIL", "agent": status["agent"]}  # fmt: skip
 
     v3 = step(report, "wrong-v3-key", "credentials")
     assert v3["status"] == "FAIL" and "wrong auth key" in v3["detail"]
@@ -117,6 +119,10 @@ def test_each_fault_is_named_with_its_fix(sims, snmpd, tmp_path):
 
     port = step(report, "wrong-port-name", "port ether-1")
     assert port["status"] == "FAIL" and "closest names: ether1" in port["hint"]
+
+    refused = step(report, "wrong-snmp-port", "snmp answer")
+    assert refused["status"] == "FAIL" and refused["detail"].startswith("refused")
+    assert "nothing listens on UDP port" in refused["hint"]
 
     closed = step(report, "closed-port", "tcp connect")
     assert closed["status"] == "FAIL" and "refused" in closed["detail"]
@@ -133,7 +139,7 @@ def test_each_fault_is_named_with_its_fix(sims, snmpd, tmp_path):
     for secret in (SECRET, "not-authpass", "privpass123"):
         assert secret not in result.stdout + result.stderr
     # Progress went to stderr, a line per device as it finished, the agent's box included.
-    assert "[7/7]" in result.stderr
+    assert "[8/8]" in result.stderr
 
 
 def test_the_suggested_fixes_make_the_site_healthy(sims, snmpd, tmp_path):
@@ -142,6 +148,7 @@ def test_the_suggested_fixes_make_the_site_healthy(sims, snmpd, tmp_path):
     devices["snmp"][0]["auth_password"] = "authpass123"
     devices["snmp"][1]["community"] = SECRET
     devices["snmp"][2]["interfaces"][0]["name"] = "ether1"
+    devices["snmp"][3]["address"] = f"127.0.0.1:{sims['router']}"
     devices["modbus"][0]["address"] = f"127.0.0.1:{sims['ups']}"
     devices["modbus"][1]["unit"] = 1
     devices["modbus"][2]["byte_order"] = "CDAB"

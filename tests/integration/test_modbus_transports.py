@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from agent.config import parse_config
 from agent.daemon import build
@@ -31,6 +30,7 @@ from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
 from collectors.modbus.transport import Gateway, GatewayPool, Link
 from collectors.readings import PollError
+from collectors.snmp.client import SnmpSessions
 
 from .conftest import require, stop
 from .test_modbus_collector import FakeClock
@@ -264,14 +264,14 @@ def test_single_master_gateway_serves_three_ups_through_the_daemon() -> None:
                 ],
             }
         )
-        engine = SnmpEngine()
-        state, pollers = build(config, engine)
+        sessions = SnmpSessions()
+        state, pollers = build(config, sessions)
         try:
             for _ in range(3):
                 await asyncio.gather(*(poller.poll() for poller, _ in pollers))
         finally:
             await asyncio.gather(*(poller.close() for poller, _ in pollers))
-            engine.close_dispatcher()
+            await sessions.close()
             await server.stop()
         return state.devices, server.connections, server.rejected, failures
 

@@ -24,7 +24,6 @@ from typing import NamedTuple
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from agent.config import parse_config
 from agent.daemon import snmp_poller
@@ -32,6 +31,7 @@ from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from agent.state import AgentState, DeviceState, RouterStatus
 from collectors.probe import ProbeTarget, probe
 from collectors.readings import PollError
+from collectors.snmp.client import SnmpSessions
 from exporters.prometheus import build_registry
 
 from .conftest import HOST, require
@@ -376,8 +376,8 @@ def test_wan_failover_seen_through_snmp(caplog: pytest.LogCaptureFixture):
         )
         state = AgentState("T", "", "0")
         device = state.devices["core-router"] = DeviceState("core-router", "snmp")
-        engine = SnmpEngine()
-        poller = snmp_poller(config.snmp[0], device, engine)
+        sessions = SnmpSessions()
+        poller = snmp_poller(config.snmp[0], device, sessions)
         active: list[str | None] = []
 
         async def poll() -> None:
@@ -400,7 +400,7 @@ def test_wan_failover_seen_through_snmp(caplog: pytest.LogCaptureFixture):
             await poll()
         finally:
             await poller.close()
-            engine.close_dispatcher()
+            await sessions.close()
             await router.stop()
         return state, active
 

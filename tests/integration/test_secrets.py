@@ -32,7 +32,8 @@ def centre_config(snmpd: SnmpPeer, state_dir: Path) -> dict:
         "site": {"id": "SCR-001"},
         "state_dir": str(state_dir),
         "snmp": [
-            # snmpd is alive but the community is wrong: it stays silent (timeout).
+            # snmpd is alive but the community is wrong: it stays silent (timeout); dead-v2c's
+            # port is closed: the kernel answers port unreachable (refused).
             {"name": "wrong-community", "address": f"{snmpd.host}:{snmpd.port}",
              "community": IN_FILE, "interval": 1, "timeout": 0.3, "retries": 0},
             {"name": "dead-v2c", "address": f"127.0.0.1:{free_udp_port()}",
@@ -101,7 +102,7 @@ def test_no_secret_in_any_output_with_debug_logging(setup: tuple[Path, dict[str,
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     logged = log.read_text()
-    assert "DEBUG" in logged and "dead-v2c: down (timeout)" in logged
+    assert "DEBUG" in logged and "dead-v2c: down (refused)" in logged
     assert check.returncode == 1 and check_json.returncode == 1
     outputs = {"log": logged, "check": check.stdout + check.stderr,
                "check --json": check_json.stdout + check_json.stderr,

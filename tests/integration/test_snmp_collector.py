@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from collectors.readings import InterfaceSample, PollError, SnmpReading
+from collectors.snmp.client import SnmpSessions
 from collectors.snmp.collector import NAME_COLUMNS, SnmpCollector
 from tests.integration.conftest import (
     HOST,
@@ -97,11 +97,13 @@ def test_wrong_community_times_out_quickly_without_leaking_it(snmpd: SnmpPeer) -
     assert wrong.community not in message
 
 
-def test_closed_port_is_a_poll_error() -> None:
+def test_closed_port_is_unreachable_from_the_icmp_answer() -> None:
+    # retries would take 10 x 5 s on silence; the kernel's port-unreachable ends it at once
     with pytest.raises(PollError) as caught:
-        poll(SnmpPeer(HOST, free_udp_port(), "public"), timeout=0.3, retries=0)
-    assert caught.value.reason == "timeout"
+        poll(SnmpPeer(HOST, free_udp_port(), "public"), timeout=5, retries=9)
+    assert caught.value.reason == "refused"
     assert f"{HOST}:" in str(caught.value)
+    assert "port unreachable" in str(caught.value)
 
 
 def test_unknown_host_name_is_unreachable() -> None:
@@ -212,8 +214,8 @@ def run_router(router: SimulatedRouter, scenario: Callable[[SnmpPeer], Awaitable
     return asyncio.run(main())
 
 
-def collect(peer: SnmpPeer, engine: SnmpEngine | None = None) -> Awaitable[SnmpReading]:
-    return SnmpCollector(peer.host, peer.port, peer.community, engine=engine).poll()
+def collect(peer: SnmpPeer, sessions: SnmpSessions | None = None) -> Awaitable[SnmpReading]:
+    return SnmpCollector(peer.host, peer.port, peer.community, sessions=sessions).poll()
 
 
 def test_simulator_rates_match_truth() -> None:
@@ -285,18 +287,18 @@ def test_simulator_restart_resets_uptime_and_counters() -> None:
     assert after.interfaces[0].in_octets == 5 * 1e6 / 8
 
 
-def test_simulator_oper_status_and_shared_engine_across_targets() -> None:
+def test_simulator_oper_status_and_shared_sessions_across_targets() -> None:
     core = SimulatedRouter("core", [SimInterface("ether1"), SimInterface("ether2")], community="a")
     edge = SimulatedRouter("edge", [SimInterface("wlan1")], community="b")
     core.set_oper("ether2", up=False)
 
     async def main() -> list[SnmpReading]:
         peers = [SnmpPeer(*await r.start(), r.community) for r in (core, edge)]
-        engine = SnmpEngine()
+        sessions = SnmpSessions()
         try:
-            return await asyncio.gather(*(collect(peer, engine) for peer in peers))
+            return await asyncio.gather(*(collect(peer, sessions) for peer in peers))
         finally:
-            engine.close_dispatcher()
+            await sessions.close()
             for router in (core, edge):
                 await router.stop()
 

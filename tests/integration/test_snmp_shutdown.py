@@ -1,8 +1,8 @@
-"""The agent stopping while an SNMP answer is on its way: no traceback in the log.
+"""The agent stopping while an SNMPv3 answer is on its way: no traceback in the log.
 
-pysnmp queues each datagram it reads on the loop; closing the engine right after one was read
-made asyncio log "Exception in callback ... Unregistered transport" (seen in bench/soak.py
-runs, at every stop that raced a slow device's late answer).
+pysnmp (the SNMPv3 transport) queues each datagram it reads on the loop; closing the engine
+right after one was read made asyncio log "Exception in callback ... Unregistered transport"
+(seen in bench/soak.py runs, at every stop that raced a slow device's late answer).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import pytest
 from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
 
 from agent.simulators.snmp_router import SimInterface, SimulatedRouter
-from collectors.snmp.client import close_engine
-from collectors.snmp.collector import SnmpCollector
+from collectors.readings import PollError
+from collectors.snmp.client import UsmAuth
+from collectors.snmp.v3 import PysnmpTransport, close_engine
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +30,14 @@ def test_close_engine_delivers_an_answer_already_read() -> None:
         host, port = await router.start("127.0.0.1", 0)
         engine = SnmpEngine()
         try:
-            collector = SnmpCollector(host, port, "c", timeout=2, retries=0, engine=engine)
-            await collector.poll()  # opens the engine's UDP transport
-            transport = engine.transport_dispatcher.get_transport(
-                UdpTransportTarget.TRANSPORT_DOMAIN
+            transport = await PysnmpTransport.create(
+                host, port, UsmAuth("u"), timeout=0.2, retries=0, engine=engine
             )
+            with pytest.raises(PollError):  # the v2c simulator ignores v3; the socket is open
+                await transport.discover_engine_id()
+            udp = engine.transport_dispatcher.get_transport(UdpTransportTarget.TRANSPORT_DOMAIN)
             # a late answer read off the socket just before the agent stops
-            transport.datagram_received(b"\x30\x00", (host, port))
+            udp.datagram_received(b"\x30\x00", (host, port))
             await close_engine(engine)
             await asyncio.sleep(0.05)  # anything still queued runs now
         finally:

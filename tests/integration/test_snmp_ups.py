@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import generate_latest
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from agent.config import parse_config
 from agent.healthcheck import check_snmp
@@ -24,6 +23,7 @@ from agent.snmp_plan import PlannedSnmpCollector
 from agent.state import AgentState, DeviceState
 from agent.verdict import DeviceVerdict
 from collectors.readings import SnmpReading
+from collectors.snmp.client import SnmpSessions
 from collectors.snmp.collector import SnmpCollector
 from exporters.prometheus import build_registry
 from exporters.status_page import status_document
@@ -152,11 +152,11 @@ def test_check_shows_a_ups_card_without_ports_as_a_ups_not_a_failed_router(
     )  # fmt: skip
 
     async def run() -> DeviceVerdict:
-        engine = SnmpEngine()
+        sessions = SnmpSessions()
         try:
-            return await check_snmp(config.snmp[0], engine, sample_seconds=0)
+            return await check_snmp(config.snmp[0], sessions, sample_seconds=0)
         finally:
-            engine.close_dispatcher()
+            await sessions.close()
 
     verdict = asyncio.run(run())
     steps = {step.name: step for step in verdict.checks}

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from agent.config import parse_config
 from agent.snmp_plan import snmp_collector
 from collectors.readings import PollError, SnmpReading
+from collectors.snmp.client import SnmpSessions
 from tests.integration.conftest import (
     HOST,
     SnmpPeer,
@@ -121,8 +121,8 @@ def poll_all(
     config = parse_config({"site": {"id": "t"}, "snmp": devices})
 
     async def main() -> list[list[SnmpReading | PollError]]:
-        engine = SnmpEngine()
-        collectors = [snmp_collector(d, engine) for d in config.snmp]
+        sessions = SnmpSessions()
+        collectors = [snmp_collector(d, sessions) for d in config.snmp]
 
         async def one(collector: object) -> SnmpReading | PollError:
             try:
@@ -135,7 +135,7 @@ def poll_all(
                 list(await asyncio.gather(*(one(c) for c in collectors))) for _ in range(rounds)
             ]
         finally:
-            engine.close_dispatcher()
+            await sessions.close()
 
     return asyncio.run(main())
 
@@ -184,8 +184,8 @@ def test_recovers_by_itself_after_snmpd_restarts(tmp_path: Path, engine_id: str 
     )
 
     async def main() -> list[SnmpReading | str]:
-        engine = SnmpEngine()
-        collector = snmp_collector(config.snmp[0], engine)
+        sessions = SnmpSessions()
+        collector = snmp_collector(config.snmp[0], sessions)
         outcomes: list[SnmpReading | str] = []
         try:
             outcomes.append(await collector.poll())
@@ -197,7 +197,7 @@ def test_recovers_by_itself_after_snmpd_restarts(tmp_path: Path, engine_id: str 
                 except PollError as exc:
                     outcomes.append(exc.reason)
         finally:
-            engine.close_dispatcher()
+            await sessions.close()
             daemon.stop()
         return outcomes
 

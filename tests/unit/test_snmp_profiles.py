@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from collectors.readings import HealthSample
-from collectors.snmp.client import Oid
 from collectors.snmp.profile import (
     SnmpProfile,
     available_profiles,
@@ -13,6 +12,7 @@ from collectors.snmp.profile import (
     load_profile,
     select_profile,
 )
+from collectors.snmp.values import Oid
 
 
 def test_every_shipped_profile_loads_and_names_itself() -> None:

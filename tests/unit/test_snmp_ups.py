@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collectors.snmp.client import Counter64, Oid
 from collectors.snmp.ups import candidates, load_profile, ups_reading
+from collectors.snmp.values import Counter64, Oid
 
 APC = "1.3.6.1.4.1.318.1.1.1."
 
