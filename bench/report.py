@@ -53,6 +53,32 @@ def _hub_rows(hub: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _exporter_rows(comparison: dict[str, Any]) -> list[str]:
+    """Benchmark 1 (bench/snmp_vs_exporter.py): agent/exporter ratios per recording."""
+    rows = []
+    version = comparison["exporter_version"]
+    for run in comparison["recordings"]:
+        name = run["recording"].rsplit("/", 1)[-1]
+        interfaces = run["interfaces"]["agent"]
+        agree = "" if not run["disagreements"] else "; the two sides' values DIFFER"
+        if run["interfaces"]["agent"] != run["interfaces"]["exporter"]:
+            agree = "; the two sides saw different interfaces"
+        what = f"same work as snmp_exporter {version} if_mib, {name} ({interfaces} interfaces)"
+        exporter, agent, ratios = run["exporter"], run["agent"], run["ratios"]
+        rows.append(
+            f"| 1 | {what}: agent CPU-s per poll / exporter per scrape | {ratios['cpu']:.2f} "
+            f"({agent['cpu_seconds']['median']:.4f} / {exporter['cpu_seconds']['median']:.4f} "
+            f"s, medians of {run['rounds']} A/B rounds{agree}) | 1.0 or less | "
+            f"{_verdict(ratios['cpu'] <= 1.0)} |"
+        )
+        rows.append(
+            f"| 1 | {what}: SNMP packets per poll / per scrape | {ratios['packets']:.2f} "
+            f"({agent['packets']['median']:.0f} / {exporter['packets']['median']:.0f}{agree}) | "
+            f"0.5 or less | {_verdict(ratios['packets'] <= 0.5)} |"
+        )
+    return rows
+
+
 def render(directory: Path) -> str:
     facts = machine()
     lines = [
@@ -61,7 +87,8 @@ def render(directory: Path) -> str:
         "Written by `bash bench/run_all.sh`; each script's docstring gives its method. The agent",
         "always runs as its own `erozgar-agent run` process and the simulators in another, so its",
         "CPU (utime+stime from /proc/PID/stat) and memory (VmHWM from /proc/PID/status) are its",
-        "own. Spreads: median, interquartile range (q1-q3), min-max.",
+        "own (benchmark 1 alone times the agent's SNMP poll in its own process; see its section).",
+        "Spreads: median, interquartile range (q1-q3), min-max.",
         "",
         f"Machine: {facts['nproc']} CPUs (`nproc`), {facts['cpu']}, Python {facts['python']},",
         f"Linux {facts['kernel']}.",
@@ -69,6 +96,9 @@ def render(directory: Path) -> str:
         "| # | figure | measured | target | |",
         "|---|---|---|---|---|",
     ]
+    comparison = _load(directory, "snmp_vs_exporter")
+    if comparison:
+        lines += _exporter_rows(comparison)
     centre = _load(directory, "centre")
     scrape = _load(directory, "scrape")
     idle = _load(directory, "accuracy-idle")

@@ -17,6 +17,8 @@ if ((smoke)); then
   "$python" bench/centre.py --minutes 0.1 --starts 1 --settle 0 --json "$out/centre.json"
   "$python" bench/scrape.py --switches 1 --scrapes 5 --slow-seconds 1 --json "$out/scrape.json"
   "$python" bench/accuracy.py --minutes 0.2 --interval 2 --json "$out/accuracy-idle.json"
+  "$python" bench/snmp_vs_exporter.py --rounds 2 --recording network/switch/cisco-c3560 \
+    --json "$out/snmp_vs_exporter.json" >"$out/snmp_vs_exporter.txt"
   "$python" bench/report.py "$out" >"$out/RESULTS.md"
   echo "smoke run ok: $out/RESULTS.md" >&2
   exit 0
@@ -29,7 +31,8 @@ fi
 "$python" bench/hub.py --json "$out/hub.json"
 # Benchmark 1 needs snmpsim and Debian's prometheus-snmp-exporter; said so when missing.
 if command -v prometheus-snmp-exporter >/dev/null; then
-  "$python" bench/snmp_vs_exporter.py | tee "$out/snmp_vs_exporter.txt"
+  "$python" bench/snmp_vs_exporter.py --json "$out/snmp_vs_exporter.json" |
+    tee "$out/snmp_vs_exporter.txt"
 else
   echo "prometheus-snmp-exporter not installed: benchmark 1 skipped" | tee "$out/snmp_vs_exporter.txt"
 fi
