@@ -30,10 +30,10 @@ Device = SnmpDevice | ModbusDevice | NutDevice
 PollerFactory = Callable[[Device, DeviceState, GatewayPool, str], DevicePoller]
 
 _MAX_START_JITTER_SECONDS = 2.0
-# Each further device's first poll starts this much later (at most 20 first polls a second):
-# 200 switches polled within 2 s answer faster than the agent decodes (about 10 ms a GETBULK
-# answer), the one SNMP socket's receive buffer overflows and polls time out (bench/hub.py);
-# the phase stays spread afterwards. 11 devices start within 2.5 s instead of 2.
+# Each further device's first poll starts this much later (at most 20 first polls a second),
+# so a hub's polls stay spread over the interval instead of arriving as one burst every beat
+# (Prometheus spreads its targets' scrapes the same way); the phase stays spread afterwards.
+# 11 devices start within 2.5 s instead of 2.
 _START_SPACING_SECONDS = 0.05
 _BACKOFF_MIN_SECONDS, _BACKOFF_MAX_SECONDS = 1.0, 30.0  # GatewayPool's own defaults
 _KINDS: dict[type, str] = {SnmpDevice: "snmp", ModbusDevice: "modbus", NutDevice: "nut"}

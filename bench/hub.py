@@ -1,6 +1,6 @@
 """Hub scale (benchmark 3): how many 24-port switches one agent polls every 30 s on one core.
 
-    /opt/erozgar-venv/bin/python bench/hub.py [--sizes 200,400,600,800,1000,1200] [--json OUT]
+    /opt/erozgar-venv/bin/python bench/hub.py [--sizes 500,1000,1500,2000,2500,3000] [--json OUT]
 
 For each size N: bench/hub_responder.py answers N switches from pre-encoded answers on CPU 1,
 the agent runs on CPU 0 (`taskset -c 0`), and once every switch answered its first poll and
@@ -212,7 +212,7 @@ def _late(run: dict[str, Any], threshold: float) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="200,400,600,800,1000,1200")
+    parser.add_argument("--sizes", default="500,1000,1500,2000,2500,3000")
     parser.add_argument("--settle", type=float, default=35, help="seconds after the first polls")
     parser.add_argument("--measure", type=float, default=45)
     parser.add_argument("--scrape-every", type=float, default=30)
