@@ -1,6 +1,6 @@
 #!/bin/sh
 # The dedicated fuzz run: EROZGAR_FUZZ_EXAMPLES cases per decoder (default 100,000; the raw
-# SNMP datagram test runs a tenth as many, each waits on pysnmp's 0.1 s timer). Pass pytest -k
+# SNMP datagram test runs a tenth as many, each a whole poll over a socket). Pass pytest -k
 # to pick one, e.g. bench/fuzz.sh -k walk_layer
 set -eu
 cd "$(dirname "$0")/.."

@@ -14,5 +14,5 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,  # no .hypothesis directory in the tree
 )
-# Cases that go through a real socket and pysnmp's 0.1 s timer wheel: a tenth as many.
+# Cases that are a whole poll over a real socket, with timeouts: a tenth as many.
 WIRE = settings(FUZZ, max_examples=max(EXAMPLES // 10, 20))
