@@ -146,6 +146,9 @@ class SnmpDevice(_Device):
     interfaces: list[InterfaceSettings] = []
     name_cache_minutes: Annotated[float, Field(gt=0, le=1440)] = 15
     ports: PortSelection = PortSelection()
+    # The UPS device that feeds it, or "mains" (no UPS); unset: every UPS of the site. Decides
+    # whether a power cut explains its silence (agent/service.py).
+    powered_by: DeviceName | None = None
 
     @field_validator("auth_password", "priv_password")
     @classmethod
@@ -420,6 +423,21 @@ class Config(_Strict):
                     f"modbus[{i}].transport: modbus[{j}] ({other.name}) reaches the same "
                     f"gateway as {other.link.kind} {other.link}; devices on one gateway must "
                     "use the same transport and serial settings"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _powered_by_refers_to_devices(self) -> Config:
+        names = {d.name for d in (*self.snmp, *self.modbus, *self.nut)}
+        for i, device in enumerate(self.snmp):
+            supply = device.powered_by
+            if supply is None or supply == "mains":
+                continue
+            if supply == device.name or supply not in names:
+                known = ", ".join(sorted(names - {device.name})) or "none configured"
+                raise ValueError(
+                    f"snmp[{i}].powered_by: {supply!r} is not another device of this config "
+                    f'(devices: {known}; or "mains" for no UPS)'
                 )
         return self
 
