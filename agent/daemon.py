@@ -23,6 +23,7 @@ from exporters.auth import AuthGate
 from exporters.http import MetricsServer
 from exporters.prometheus import build_registry
 from exporters.runtime import RuntimeCollector
+from exporters.service import ServiceCollector
 from exporters.web_config import WebGuard
 
 from . import __version__
@@ -32,6 +33,7 @@ from .fleet import Device, Fleet, PollerFactory, kind_of
 from .poller import DevicePoller, RouterJudge, UpsJudge
 from .reload import Reloader
 from .schedule import MonotonicScheduler
+from .service import ServiceCheck, site_view
 from .snmp_plan import snmp_collector
 from .state import AgentState, DeviceState
 
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # Share of the interval a poll may take before it is cut off; the rest is slack for the loop.
 _BUDGET_SHARE = 0.9
+# How often the losses of service are judged from the latest polls and probes (cheap: no I/O).
+_SERVICE_SECONDS = 1.0
 
 
 def poll_budget(interval: float, timeout: float, retries: int) -> float:
@@ -159,6 +163,13 @@ async def serve(
 
     registry = build_registry(state)
     registry.register(RuntimeCollector(reloader.status, scheduler, gate))
+    registry.register(ServiceCollector(state))
+    service = ServiceCheck()
+
+    async def judge_service() -> None:  # on the loop, where the pollers write the state
+        state.service = service.update(site_view(state, reloader.config))
+
+    scheduler.add_job(judge_service, "interval", seconds=_SERVICE_SECONDS, id="service")
     server = MetricsServer(
         registry, *listen, healthy=lambda: scheduler.running, state=state, gate=gate,
         reload=reload_from_http if config_path is not None else None,

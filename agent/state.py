@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from collectors.readings import HealthSample, HostReading
 
@@ -16,6 +17,9 @@ from .battery import BatteryReport
 from .link_quality import LinkStatus
 from .power import UpsStatus
 from .wan import WanStatus
+
+if TYPE_CHECKING:
+    from .service import ServiceStatus  # agent/service.py reads this module's classes
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +68,4 @@ class AgentState:
     devices: dict[str, DeviceState] = field(default_factory=dict)
     host: HostReading | None = None
     links: dict[str, LinkStatus] = field(default_factory=dict)  # WAN link quality, by link
+    service: ServiceStatus | None = None  # losses of service and their causes (agent/service.py)

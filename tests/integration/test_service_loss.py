@@ -1,0 +1,156 @@
+"""Losses of service and their causes through the real agent process: a simulated router,
+switch and Modbus UPS on loopback, scraped from /metrics as vmagent would."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.simulators.snmp_router import SimInterface, SimulatedRouter
+from agent.simulators.ups import SimulatedUps
+
+from .deploy_stack import agent_process, http_get
+from .test_agent_process import LoopThread
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+def samples(port: int) -> Samples:
+    text = http_get(f"http://127.0.0.1:{port}/metrics").decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return (name, frozenset(labels.items()))
+
+
+def causes(got: Samples, name: str) -> dict[str, str]:
+    """device (or link/device/interface) -> cause, for the per-loss family `name`."""
+    return {
+        "/".join(v for k, v in sorted(labels) if k != "cause"): dict(labels)["cause"]
+        for (n, labels), value in got.items()
+        if n == name and value == 1
+    }
+
+
+def wait_for(port: int, what: str, ok: Callable[[Samples], bool], log: Path) -> Samples:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        got = samples(port)
+        if ok(got):
+            return got
+        time.sleep(0.3)
+    pytest.fail(f"{what}: not seen in 20 s; last scrape {got}; log: {log.read_text()[-3000:]}")
+
+
+def test_wan_down_in_a_power_cut_is_the_isp_and_a_dead_battery_is_power(
+    loop: LoopThread, tmp_path: Path
+) -> None:
+    router = SimulatedRouter(
+        "core-router",
+        [SimInterface("ether1", 1e9, 4e6, 1e6), SimInterface("ether2", 1e9, 1e6, 1e6)],
+        community="svc",
+    )
+    switch = SimulatedRouter("sw-floor1", [SimInterface("ge-1", 1e9, 1e5, 1e5)], community="svc")
+    ups = SimulatedUps("apc-smart-ups")
+    router_port = loop.run(router.start("127.0.0.1", 0))[1]
+    switch_port = loop.run(switch.start("127.0.0.1", 0))[1]
+    ups_port = loop.run(ups.start("127.0.0.1", 0))[1]
+    snmp = {"community": "svc", "interval": 1, "timeout": 0.3, "retries": 0}
+    config = {
+        "site": {"id": "TST-SVC"},
+        "state_dir": str(tmp_path),
+        "snmp": [
+            {
+                "name": "core-router",
+                "address": f"127.0.0.1:{router_port}",
+                "powered_by": "ups-rack",
+                "interfaces": [{"name": "ether1", "role": "wan"}],
+                **snmp,
+            },
+            {
+                "name": "sw-floor1",
+                "address": f"127.0.0.1:{switch_port}",
+                "powered_by": "mains",
+                **snmp,
+            },
+        ],
+        "modbus": [{"name": "ups-rack", "address": f"127.0.0.1:{ups_port}", "interval": 1}],
+    }
+    log = tmp_path / "agent.log"
+    with agent_process(config, tmp_path, 3) as port:
+        quiet = wait_for(
+            port, "service gauges", lambda g: key("erozgar_service_loss", cause="isp") in g, log
+        )
+        assert {
+            c: quiet[key("erozgar_service_loss", cause=c)] for c in ("power", "isp", "lan")
+        } == {"power": 0, "isp": 0, "lan": 0}
+
+        # Mains lost, the UPS has charge; the ISP's line dies; the switch on mains goes dark.
+        loop.call(lambda: ups.set_mains(False))
+        loop.call(lambda: router.set_oper("ether1", False))
+        loop.run(switch.stop())
+        cut = wait_for(
+            port,
+            "isp and power losses",
+            lambda g: (
+                causes(g, "erozgar_wan_down_cause") == {"core-router/ether1/": "isp"}
+                and causes(g, "erozgar_device_down_cause") == {"sw-floor1": "power"}
+            ),
+            log,
+        )
+        assert cut[key("erozgar_ups_on_battery", device="ups-rack")] == 1
+        assert cut[key("erozgar_service_loss", cause="isp")] == 1
+        assert cut[key("erozgar_service_loss", cause="power")] == 1
+        assert cut[key("erozgar_service_loss", cause="lan")] == 0
+
+        # The battery runs low and the router goes dark with it: now power explains the WAN.
+        loop.call(lambda: setattr(ups, "charge_pct", 4.0))
+        loop.run(router.stop())
+        dark = wait_for(
+            port,
+            "router dark from power",
+            lambda g: (
+                causes(g, "erozgar_wan_down_cause") == {"core-router/ether1/": "power"}
+                and causes(g, "erozgar_device_down_cause")
+                == {"sw-floor1": "power", "core-router": "power"}
+            ),
+            log,
+        )
+        assert dark[key("erozgar_service_loss", cause="isp")] == 0
+
+        # Mains is back but the switch stays silent: no longer the cut's fault, the LAN's.
+        loop.call(lambda: ups.set_mains(True))
+        loop.call(lambda: router.set_oper("ether1", True))
+        loop.run(router.start("127.0.0.1", router_port))
+        back = wait_for(
+            port,
+            "switch silent on mains",
+            lambda g: causes(g, "erozgar_device_down_cause") == {"sw-floor1": "lan"},
+            log,
+        )
+        counts = {
+            c: back[key("erozgar_service_losses_total", cause=c)] for c in ("power", "isp", "lan")
+        }
+        assert counts == {"power": 1, "isp": 1, "lan": 1}
+    text = log.read_text()
+    assert (
+        "service lost: core-router ether1, cause isp: its wan port is down while "
+        "core-router answers" in text
+    )
+    assert "Traceback" not in text
