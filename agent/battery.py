@@ -4,8 +4,10 @@ No UPS exporter computes these (peer-features.md section 8); the methods are tho
 ups-modbus-maps.md section 5. Everything is kept per UPS, saved to a small JSON file under
 `state_dir` (agent/persist.py) and reloaded at start, so a restart or crash loses nothing.
 
-Outage ledger. An outage starts at the first poll with OB and ends at the first poll without it;
-a UPS self-test or runtime calibration (TEST/CAL set when it goes on battery) is not an outage.
+Outage ledger. An outage starts at the first poll at which mains is lost and ends at the first
+poll at which it is back; mains lost is agent.power.mains_lost (OB outside a self-test or a
+runtime calibration), the same test that sets erozgar_ups_on_battery, so a UPS testing its
+battery is neither an outage nor time on battery.
 Each outage adds to a counter, a duration histogram (1 min .. 4 h buckets, for load-shedding
 cuts), the seconds on battery, and records its depth of discharge (charge before minus the
 lowest charge seen). The 90th percentile of the last 200 outage durations is the site's
@@ -41,15 +43,43 @@ State of health (0..1, 1 = as rated). Four pieces of evidence:
 
 `erozgar_ups_battery_health_discharges` says how many discharges the figure rests on.
 
-Runtime adequacy: the runtime left at the present load and charge (our estimate, health times
-the nameplate runtime, when there is a nameplate; else the UPS's own figure) minus the typical
-cut; negative means the battery would not last a typical cut.
+Runtime adequacy: margin = runtime left - cut still expected - shutdown margin. Runtime left is
+at the present load and charge (our estimate, health times the nameplate runtime, when there is
+a nameplate; else the UPS's own figure). The cut still expected is the typical (p90) cut minus
+the time this cut has already lasted, floored at 0 (on mains: the whole typical cut): a cut
+that has outlasted the p90 is not expected to last another p90, so its end raises no false
+alert. The shutdown margin is the per-UPS config `shutdown_margin_seconds` (default 0): the
+time the site needs to shut its equipment down cleanly. Negative: the battery would not carry
+the load through the rest of a typical cut and a clean shutdown. No margin before three
+outages have given a p90.
 
 Recharge: from the end of an outage to the first poll at >= 99 % charge. A cut that starts
 before that is counted as "outage before recharged".
 
 Self-test: the UPS's result in NUT words (`ups.test.result`: "Done and passed", ...) becomes a
 code; its age is counted from when the agent first saw that result (the UPS gives no date).
+
+Time. Every duration (outage length, time on battery, recharge, a discharge's seconds, the gap
+between polls that heat and age integrate, self-test age) is a difference of monotonic stamps
+(`clock`, time.monotonic: CLOCK_MONOTONIC, which NTP slews but never steps), so an NTP step of
+an hour in a cut leaves one cut of the right length. The wall clock (`wall`) only dates what is
+calendar based: when the agent first saw the battery, against its install date, and when a
+capacity observation was made.
+
+Monotonic stamps mean nothing in another boot, yet the state outlives the process. The file
+therefore records, at each save, the kernel's boot id (/proc/sys/kernel/random/boot_id) and the
+monotonic and wall clocks read together. At load:
+- same boot id: CLOCK_MONOTONIC has run on since the save; the stamps are used as they are,
+  whatever the wall clock did meanwhile (a restart or reload in the middle of a cut).
+- another boot (or no boot id): only the wall clock can tell how long the agent was away. The
+  stamps are shifted so that each is as old as it was at the save plus the wall time since the
+  save; a gap longer than 15 min then closes an open outage at its last sighting, as always.
+- another boot and the wall clock behind the save (a box without RTC battery that came up in
+  the past, before NTP): the time away is unknown, so nothing is measured across it. An open
+  outage is closed at its last sighting, and the recharge, self-test age and voltage before
+  the cut are dropped rather than made up (those figures are absent until seen afresh).
+State files of version 1 (wall-clock stamps, no boot id) are read as coming from another boot
+whose monotonic clock was the wall clock, and saved again as version 2.
 """
 
 from __future__ import annotations
@@ -68,10 +98,12 @@ from typing import Any
 from collectors.readings import UpsReading
 
 from .persist import JsonStateFile, state_file
+from .power import mains_lost
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 OUTAGE_BUCKETS = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0)
 SELFTEST_RESULTS = ("passed", "warning", "failed", "aborted", "refused", "in_progress", "none")
 
@@ -140,6 +172,7 @@ class BatteryReport:
     selftest_result: str | None
     selftest_age_seconds: float | None
     state_errors: Mapping[str, int] = field(default_factory=dict)
+    expected_cut_left_seconds: float | None = None  # typical cut minus this cut so far, >= 0
 
 
 def selftest_code(text: str) -> str:
@@ -167,6 +200,15 @@ def ageing_factor(celsius: float) -> float:
     return float(2.0 ** ((celsius - _ARRHENIUS_REF_C) / _ARRHENIUS_HALVING_C))
 
 
+def read_boot_id() -> str | None:
+    """The kernel's id of this boot; None where /proc does not say (then every load is a new
+    boot, and gaps are measured with the wall clock)."""
+    try:
+        return BOOT_ID_FILE.read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
 def _fresh() -> dict[str, Any]:
     return {
         "version": STATE_VERSION,
@@ -181,20 +223,26 @@ def _fresh() -> dict[str, Any]:
         "recharge_from": None,
         "last_recharge_seconds": None,
         "before_recharged": 0,
-        "capacity": [],  # [time, ratio, weight]
+        "capacity": [],  # [wall time, ratio, weight]
         "baseline_runtimes": [],  # no nameplate: first T_full at 50 % load
         "resistance": [],  # ohms, every outage
         "efc": 0.0,
         "heat_seconds": 0.0,  # temperature-weighted seconds watched
         "watched_seconds": 0.0,
         "temp_seconds": 0.0,  # sum of temperature * dt, for the mean
-        "first_seen": None,
+        "first_seen": None,  # wall clock: calendar maths against the install date
         "last_update": None,
         "last_on_line": None,  # [time, volts] of the latest on-line poll
         "selftest": None,
         "selftest_since": None,
         "worn_logged": False,
+        "clock": None,  # {"boot_id", "mono", "wall"} read together at the last save
     }
+
+
+# Monotonic stamps in the state (everything else that is a time is the wall clock's).
+_MONO_KEYS = ("recharge_from", "last_update", "selftest_since")
+_MONO_CURRENT_KEYS = ("start", "last_seen", "t_last")
 
 
 class BatteryMonitor:
@@ -205,11 +253,17 @@ class BatteryMonitor:
         device: str,
         nameplate: Nameplate | None = None,
         state_dir: str | Path | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        boot_id: Callable[[], str | None] = read_boot_id,
+        shutdown_margin_seconds: float = 0.0,
     ) -> None:
         self.device = device
         self.nameplate = nameplate or Nameplate()
         self.clock = clock
+        self.wall = wall
+        self.boot_id = boot_id()
+        self.shutdown_margin = shutdown_margin_seconds
         cal = self.nameplate.runtimecal
         self.model = RuntimeModel(*cal) if cal else None
         self.store = JsonStateFile(state_file(state_dir, "ups", device)) if state_dir else None
@@ -226,13 +280,39 @@ class BatteryMonitor:
         data = self.store.load()
         if not data:
             return fresh
+        if data.get("version") == 1 and set(fresh) - {"clock"} <= set(data):
+            data = _from_version_1(data)
         if data.get("version") != STATE_VERSION or not set(fresh) <= set(data):
             self.store.set_aside(f"unexpected layout (version {data.get('version')!r})")
             return fresh
         if len(data["buckets"]) != len(fresh["buckets"]):
             self.store.set_aside("histogram buckets changed")
             return fresh
+        self._rebase(data)
         return data
+
+    def _rebase(self, data: dict[str, Any]) -> None:
+        """Bring the saved monotonic stamps onto this process's clock (module docstring)."""
+        saved = data["clock"]
+        if not saved:
+            return
+        if self.boot_id is not None and saved.get("boot_id") == self.boot_id:
+            return  # same boot: CLOCK_MONOTONIC ran on
+        now, wall = self.clock(), self.wall()
+        away = wall - saved["wall"]
+        if away < 0:  # the wall clock cannot tell: measure nothing across the gap
+            data["last_update"] = None  # the next update closes an open outage
+            data["recharge_from"] = data["selftest_since"] = data["last_on_line"] = None
+            return
+        shift = now - away - saved["mono"]
+        for key in _MONO_KEYS:
+            if data[key] is not None:
+                data[key] += shift
+        if data["last_on_line"] is not None:
+            data["last_on_line"][0] += shift
+        if data["current"] is not None:
+            for key in _MONO_CURRENT_KEYS:
+                data["current"][key] += shift
 
     def _save(self, now: float, event: bool) -> None:
         if self.store is None:
@@ -240,6 +320,7 @@ class BatteryMonitor:
         self._dirty = True
         if not event and self._last_save is not None and now - self._last_save < _SAVE_EVERY_S:
             return
+        self._stamp(now)
         if self.store.save(self.s):
             self._dirty = False
         self._last_save = now  # a failing disk is retried at the same pace, not every poll
@@ -247,8 +328,12 @@ class BatteryMonitor:
     def flush(self) -> None:
         """Save now if anything changed since the last save (at shutdown)."""
         if self.store is not None and self._dirty:
+            self._stamp(self.clock())
             self.store.save(self.s)
             self._dirty = False
+
+    def _stamp(self, now: float) -> None:
+        self.s["clock"] = {"boot_id": self.boot_id, "mono": now, "wall": self.wall()}
 
     # --- the per-poll update ---------------------------------------------------------------
 
@@ -256,10 +341,10 @@ class BatteryMonitor:
         now = self.clock() if now is None else now
         s = self.s
         values = reading.values
-        on_battery = "OB" in reading.flags
+        on_battery = mains_lost(reading.flags)
         charge = values.get("battery.charge")
         if s["first_seen"] is None:
-            s["first_seen"] = now
+            s["first_seen"] = self.wall()
         gap = None if s["last_update"] is None else now - s["last_update"]
         usable_gap = gap is not None and 0 < gap <= _MAX_GAP_S
         temperature = values.get("battery.temperature")
@@ -269,9 +354,11 @@ class BatteryMonitor:
             s["temp_seconds"] += gap * temperature
         event = False
         current = s["current"]
-        if current is not None and not usable_gap and gap is not None:
+        if current is not None and not usable_gap:
             # The agent was away; the outage ended at some unknown time after we last saw it.
-            self._end_outage(current["last_seen"], reading)
+            self._end_outage(current["last_seen"])
+            if gap is None:  # away for a time nobody can tell: no recharge to time from
+                s["recharge_from"] = None
             current = None
             event = True
         if on_battery:
@@ -285,7 +372,7 @@ class BatteryMonitor:
             if current is not None:
                 if usable_gap:
                     s["on_battery_seconds"] += gap
-                self._end_outage(now, reading)
+                self._end_outage(now)
                 event = True
             volts = values.get("battery.voltage")
             s["last_on_line"] = [now, volts] if volts is not None else None
@@ -303,12 +390,10 @@ class BatteryMonitor:
     def _start_outage(self, now: float, reading: UpsReading) -> None:
         s = self.s
         values = reading.values
-        testing = bool({"TEST", "CAL"} & reading.flags)
         charge = values.get("battery.charge")
         s["current"] = {
             "start": now,
             "last_seen": now,
-            "test": testing,
             "charge_first": charge,
             "charge_min": charge,
             "t_last": now,
@@ -319,8 +404,6 @@ class BatteryMonitor:
             "load_max": None,
         }
         self._sample_outage(s["current"], now, reading)
-        if testing:
-            return
         s["outages"] += 1
         if s["recharge_from"] is not None:
             s["before_recharged"] += 1
@@ -335,8 +418,6 @@ class BatteryMonitor:
     def _sample_outage(self, cur: dict[str, Any], now: float, reading: UpsReading) -> None:
         values = reading.values
         cur["last_seen"] = now
-        if {"TEST", "CAL"} & reading.flags:
-            cur["test"] = True
         charge = values.get("battery.charge")
         if charge is not None:
             cur["charge_min"] = (
@@ -356,11 +437,9 @@ class BatteryMonitor:
                         load if cur["load_max"] is None else max(cur["load_max"], load)
                     )
 
-    def _end_outage(self, end: float, reading: UpsReading) -> None:
+    def _end_outage(self, end: float) -> None:
         s = self.s
         cur, s["current"] = s["current"], None
-        if cur["test"]:
-            return
         duration = max(0.0, end - cur["start"])
         s["durations"] = (s["durations"] + [duration])[-_KEEP_DURATIONS:]
         s["duration_sum"] += duration
@@ -402,7 +481,7 @@ class BatteryMonitor:
                 return
             ratio = at_ref / statistics.median(baseline)
         weight = min(1.0, drop / _FULL_WEIGHT_DROP_PCT)
-        s["capacity"] = (s["capacity"] + [[cur["t_last"], ratio, weight]])[-_KEEP_CAPACITY:]
+        s["capacity"] = (s["capacity"] + [[self.wall(), ratio, weight]])[-_KEEP_CAPACITY:]
 
     def _note_sag(self, now: float, reading: UpsReading) -> None:
         """Internal resistance from the voltage step at the switch to battery (section 5.4)."""
@@ -444,15 +523,17 @@ class BatteryMonitor:
         except ValueError:
             return None
 
-    def life_used(self, now: float, reading: UpsReading | None) -> float | None:
-        """Design life used, 0..1+, from age, heat and cycles; None without an install date."""
+    def life_used(self, wall: float, reading: UpsReading | None) -> float | None:
+        """Design life used, 0..1+, from age, heat and cycles; None without an install date.
+
+        Calendar maths: `wall` and the first sighting are wall-clock times."""
         s = self.s
         installed = self._install_date(reading)
         heat = s["heat_seconds"]
         mean_factor = heat / s["watched_seconds"] if s["watched_seconds"] else 1.0
         if installed is not None:
             since = dt.datetime.combine(installed, dt.time(), dt.UTC).timestamp()
-            unwatched = max(0.0, (s["first_seen"] or now) - since)
+            unwatched = max(0.0, (s["first_seen"] or wall) - since)
             heat += unwatched * mean_factor
         elif not s["efc"]:
             return None
@@ -462,7 +543,7 @@ class BatteryMonitor:
     def report(self, now: float | None = None, reading: UpsReading | None = None) -> BatteryReport:
         now = self.clock() if now is None else now
         s = self.s
-        life = self.life_used(now, reading)
+        life = self.life_used(self.wall(), reading)
         prior = None if life is None else max(0.0, min(1.0, 1 - (1 - _END_OF_LIFE_CAPACITY) * life))
         obs = s["capacity"]
         capacity = None
@@ -492,7 +573,13 @@ class BatteryMonitor:
         if len(durations) >= _P90_MIN_OUTAGES:
             typical = statistics.quantiles(durations, n=10, method="inclusive")[-1]
         predicted = self._predicted_runtime(reading, health)
-        margin = None if predicted is None or typical is None else predicted - typical
+        expected = None
+        if typical is not None:
+            so_far = 0.0 if s["current"] is None else max(0.0, now - s["current"]["start"])
+            expected = max(0.0, typical - so_far)
+        margin = None
+        if predicted is not None and expected is not None:
+            margin = predicted - expected - self.shutdown_margin
         cumulative, running = [], 0
         for le, count in zip((*OUTAGE_BUCKETS, math.inf), s["buckets"], strict=True):
             running += count
@@ -507,6 +594,7 @@ class BatteryMonitor:
             last_depth_of_discharge=s["last_dod"],
             typical_outage_seconds=typical,
             predicted_runtime_seconds=predicted,
+            expected_cut_left_seconds=expected,
             runtime_margin_seconds=margin,
             health=health,
             health_discharges=len(obs),
@@ -554,4 +642,21 @@ def monitor_for(device: str, keys: Any, state_dir: str | Path | None) -> Battery
         installed=keys.battery_installed,
         design_life_years=keys.battery_design_life_years,
     )
-    return BatteryMonitor(device, nameplate, state_dir)
+    return BatteryMonitor(
+        device, nameplate, state_dir, shutdown_margin_seconds=keys.shutdown_margin_seconds
+    )
+
+
+def _from_version_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept wall-clock stamps: read them as another boot whose monotonic clock was the
+    wall clock, so _rebase moves each to the same age on this process's monotonic clock."""
+    data = dict(data)
+    current = data["current"]
+    if current is not None:
+        current = {k: v for k, v in current.items() if k != "test"}
+        # A self-test used to open a (never counted) outage; it is no outage at all now.
+        data["current"] = None if data["current"].get("test") else current
+    at = data["last_update"]
+    data["clock"] = None if at is None else {"boot_id": None, "mono": at, "wall": at}
+    data["version"] = STATE_VERSION
+    return data

@@ -203,6 +203,9 @@ class BatteryKeys(_Strict):
     # for a NEW battery, from the datasheet; e.g. [240, 100, 720, 50].
     battery_runtimecal: tuple[float, float, float, float] | None = None
     battery_design_life_years: Annotated[float, Field(gt=0, le=30)] = 5.0
+    # Seconds the site needs to shut its equipment down cleanly; the runtime margin
+    # (erozgar_ups_runtime_margin_seconds) keeps this much runtime in hand.
+    shutdown_margin_seconds: Annotated[float, Field(ge=0, le=86400)] = 0.0
 
     @field_validator("battery_runtimecal")
     @classmethod

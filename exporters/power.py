@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from agent.battery import SELFTEST_RESULTS, BatteryReport
-from agent.power import UpsStatus
+from agent.power import POWER_STATES, UpsStatus
 
 from .families import Families
 
-# NUT variable -> (metric name without prefix, help, factor to base units).
+# NUT variable -> (metric name without prefix, help, factor to base units). A value a profile
+# decodes is either here or in that profile's `not_exported` list with the reason
+# (tests/unit/test_ups_profile_exports.py holds every packaged profile to that).
 UPS_VALUES: dict[str, tuple[str, str, float]] = {
     "battery.charge": ("ups_battery_charge_ratio", "Battery charge, 0 to 1.", 0.01),
     "battery.runtime": (
@@ -28,6 +30,44 @@ UPS_VALUES: dict[str, tuple[str, str, float]] = {
         "Rated apparent power of the UPS.",
         1.0,
     ),
+    "input.frequency": ("ups_input_frequency_hertz", "Mains input frequency.", 1.0),
+    "battery.current": (
+        "ups_battery_current_amperes",
+        "Battery current as the device reports it (UPS-MIB: negative while charging).",
+        1.0,
+    ),
+    "battery.power": (
+        "ups_battery_power_watts",
+        "Battery DC power as the battery reports it (SunSpec 802).",
+        1.0,
+    ),
+    "battery.voltage.nominal": (
+        "ups_battery_voltage_nominal_volts",
+        "Nominal battery string voltage.",
+        1.0,
+    ),
+    "battery.health": (
+        "ups_battery_reported_health_ratio",
+        "State of health the battery's own management system reports, 0 to 1.",
+        0.01,
+    ),
+    "battery.cycles": (
+        "ups_battery_reported_cycles",
+        "Charge cycles the battery's own management system has counted.",
+        1.0,
+    ),
+    "ups.realpower": ("ups_output_power_watts", "Real power the load draws.", 1.0),
+    "ups.efficiency": (
+        "ups_efficiency_ratio",
+        "Output power over input power, 0 to 1 (absent on battery).",
+        0.01,
+    ),
+    "ups.temperature": ("ups_temperature_celsius", "UPS (inverter) internal temperature.", 1.0),
+    "ambient.temperature": (
+        "ups_ambient_temperature_celsius",
+        "Temperature of the room, from the UPS's sensor.",
+        1.0,
+    ),
 }
 _UPS_INFO = {
     "device.mfr": "manufacturer",
@@ -36,12 +76,25 @@ _UPS_INFO = {
     "ups.firmware": "firmware",
     "battery.date": "battery_date",
 }
+# Text a profile may decode that is exported: identity labels, and the self-test result
+# (erozgar_ups_selftest_result, from agent/battery.py).
+EXPORTED_INFO = frozenset({*_UPS_INFO, "ups.test.result"})
 
 
 def ups_families(out: Families, device: str, status: UpsStatus) -> None:
     out.gauge(
-        "ups_on_battery", "1 while the UPS runs on battery (mains lost).", ["device"]
+        "ups_on_battery",
+        "1 while mains is lost and the UPS runs on battery; a self-test or calibration is not.",
+        ["device"],
     ).add_metric([device], float(status.on_battery))
+    states = out.gauge(
+        "ups_power_state",
+        "What the UPS is doing, 1 for the current state: online, on_battery (mains lost), "
+        "self_test, calibration, bypass, off, unknown.",
+        ["device", "state"],
+    )
+    for state in POWER_STATES:
+        states.add_metric([device, state], float(state == status.state))
     out.gauge("ups_low_battery", "1 when the UPS signals low battery.", ["device"]).add_metric(
         [device], float(status.low_battery)
     )
@@ -50,7 +103,7 @@ def ups_families(out: Families, device: str, status: UpsStatus) -> None:
     ).add_metric([device], float(status.replace_battery))
     flags = out.gauge(
         "ups_status",
-        "NUT status flags (OL, OB, LB, RB, CHRG, ...), 1 when set.",
+        "NUT status flags (OL, OB, LB, RB, CHRG, TEST, CAL, ...), 1 when set.",
         ["device", "flag"],
     )
     for flag, value in status.flags.items():
@@ -71,7 +124,10 @@ def battery_families(out: Families, device: str, report: BatteryReport) -> None:
     """Outage ledger and battery health (agent/battery.py); kept while the UPS is unreachable."""
     labels = ["device"]
     out.counter(
-        "ups_outages_total", "Times the UPS went on battery (self-tests excluded).", labels
+        "ups_outages_total",
+        "Mains cuts: times the UPS went on battery because mains was lost (self-tests and "
+        "calibrations are not).",
+        labels,
     ).add_metric([device], report.outages)
     out.histogram(
         "ups_outage_duration_seconds", "Duration of finished outages (on-battery spells).", labels
@@ -81,7 +137,9 @@ def battery_families(out: Families, device: str, report: BatteryReport) -> None:
         report.duration_sum,
     )
     out.counter(
-        "ups_on_battery_seconds_total", "Seconds the UPS has run on battery.", labels
+        "ups_on_battery_seconds_total",
+        "Seconds the UPS has run on battery in mains cuts (monotonic clock).",
+        labels,
     ).add_metric([device], report.on_battery_seconds)
     out.counter(
         "ups_outage_before_recharged_total",
@@ -110,8 +168,15 @@ def battery_families(out: Families, device: str, report: BatteryReport) -> None:
             report.predicted_runtime_seconds,
         ),
         (
+            "ups_outage_expected_remaining_seconds",
+            "Cut still expected: the p90 cut minus the time this cut has lasted, at least 0.",
+            report.expected_cut_left_seconds,
+        ),
+        (
             "ups_runtime_margin_seconds",
-            "Predicted runtime minus the typical (p90) cut; negative: it would not last one.",
+            "Predicted runtime minus the cut still expected minus the configured shutdown "
+            "margin; negative: the battery would not last the rest of a typical cut and a "
+            "clean shutdown.",
             report.runtime_margin_seconds,
         ),
         (

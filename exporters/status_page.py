@@ -104,6 +104,7 @@ def _ups_entry(device: DeviceState) -> dict[str, Any]:
         "up": device.up,
         "model": status.info.get("device.model") if status else None,
         "on_battery": status.on_battery if status else None,
+        "power_state": status.state if status else None,
         "low_battery": status.low_battery if status else None,
         "replace_battery": status.replace_battery if status else None,
         "charge_percent": values.get("battery.charge"),
@@ -215,9 +216,19 @@ def _link_card(link: dict[str, Any]) -> str:
     return '<section class="card">' + "".join(lines) + "</section>"
 
 
+_UPS_STATE_BADGES = {
+    "self_test": ("Self-test", "muted"),
+    "calibration": ("Calibrating", "muted"),
+    "bypass": ("On bypass", "warn"),
+    "off": ("Output off", "bad"),
+}
+
+
 def _ups_card(ups: dict[str, Any]) -> str:
     if ups["on_battery"] is None:
         state = _badge("No answer", "bad")
+    elif ups["power_state"] in _UPS_STATE_BADGES:  # not a cut: shown as what it is
+        state = _badge(*_UPS_STATE_BADGES[ups["power_state"]])
     elif ups["on_battery"]:
         state = _badge("On battery", "warn" if not ups["low_battery"] else "bad")
     else:

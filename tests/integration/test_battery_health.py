@@ -65,7 +65,8 @@ async def live_days(
 
 def judge_for(ups: SimulatedUps, clock: FakeClock, state_dir: Path | None = None) -> UpsJudge:
     nameplate = Nameplate(runtimecal=ups.runtimecal(), installed=dt.date(2025, 3, 1))
-    return UpsJudge("ups-rack", BatteryMonitor("ups-rack", nameplate, state_dir, clock=clock))
+    monitor = BatteryMonitor("ups-rack", nameplate, state_dir, clock=clock, wall=clock)
+    return UpsJudge("ups-rack", monitor)
 
 
 def test_aged_battery_is_recognised_and_a_new_one_is_not(tmp_path: Path) -> None:

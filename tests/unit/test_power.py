@@ -42,3 +42,52 @@ def test_mains_loss_and_return_are_logged_once(caplog):
         "ups-rack: mains power lost, UPS on battery (charge 90%, runtime 30 min)",
         "ups-rack: mains power back, UPS on line (charge 84%, runtime 30 min)",
     ]
+
+
+def test_self_test_on_battery_is_not_a_mains_loss(caplog):
+    """APC shows OB TEST while it tests its battery; mains never went away."""
+    check = PowerCheck("ups-rack")
+    with caplog.at_level(logging.INFO, logger="agent.power"):
+        check.update(ups({"OL"}))
+        status = check.update(ups({"OB", "TEST"}, 99))
+        check.update(ups({"OL"}, 98))
+    assert not status.on_battery
+    assert status.state == "self_test"
+    assert status.flags["TEST"] == 1 and status.flags["OB"] == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("mains power lost" in m for m in messages), messages
+    assert messages == [
+        "ups-rack: battery self-test running (the UPS carries the load on its battery)",
+        "ups-rack: back to normal operation on mains",
+    ]
+
+
+def test_every_state_is_shown_as_what_it_is():
+    cases = [
+        ({"OL"}, "online", False),
+        ({"OB"}, "on_battery", True),
+        ({"OB", "TEST"}, "self_test", False),
+        ({"OL", "TEST"}, "self_test", False),
+        ({"OB", "CAL"}, "calibration", False),
+        ({"OL", "BYPASS"}, "bypass", False),
+        ({"BYPASS"}, "bypass", False),
+        ({"OFF"}, "off", False),
+        ({"OB", "OFF"}, "off", True),  # output off in a cut: mains is still lost
+        ({"OL", "OVER"}, "online", False),  # overload is a flag beside the state
+        (set(), "unknown", False),
+    ]
+    for flags, state, on_battery in cases:
+        status = PowerCheck("ups").update(ups(flags))
+        assert (status.state, status.on_battery) == (state, on_battery), flags
+    assert PowerCheck("ups").update(ups({"OL", "OVER"})).flags["OVER"] == 1
+
+
+def test_test_and_calibration_flags_export_zero_when_known():
+    reading = UpsReading(
+        values={"battery.charge": 100.0},
+        info={},
+        flags=frozenset({"OL"}),
+        known_flags=KNOWN | {"TEST", "CAL"},
+    )
+    status = PowerCheck("ups").update(reading)
+    assert status.flags["TEST"] == 0 and status.flags["CAL"] == 0

@@ -44,3 +44,17 @@ def test_status_document_lists_ups_and_devices():
     assert doc["ups"][0]["on_battery"] is False and doc["ups"][0]["charge_percent"] == 64.0
     assert doc["devices"][0]["last_success_age_seconds"] == 5.0
     assert doc["links"] == []
+
+
+def test_ups_in_self_test_is_shown_as_a_self_test_not_a_cut():
+    state = AgentState("S-1", "Centre", "1.0")
+    status = UpsStatus(
+        on_battery=False, low_battery=False, replace_battery=False,
+        flags=MappingProxyType({"OB": 1, "TEST": 1}),
+        values=MappingProxyType({"battery.charge": 99.0}),
+        info=MappingProxyType({}), invalid_fields=(), state="self_test",
+    )  # fmt: skip
+    state.devices["ups-1"] = DeviceState("ups-1", "modbus", up=True, status=status)
+    page = render_page(state, now=1000.0)
+    assert "Self-test" in page and "On battery" not in page
+    assert status_document(state)["ups"][0]["power_state"] == "self_test"
