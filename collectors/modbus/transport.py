@@ -14,6 +14,10 @@ master keep working with several UPS behind them.
 After a failed connect (gateway rebooting after a power cut) the next attempt waits a back-off
 that doubles from `backoff_min` to `backoff_max`; polls in between fail at once with the last
 reason instead of each waiting out a timeout. Exception 6 (busy) is retried a few times.
+
+An answer that is not a Modbus frame (an MBAP length that cuts the PDU, an unknown function
+code, a bad CRC, an RTU frame cut short) fails the request with reason "malformed" as soon as
+pymodbus gives up on it; see `_AnswerGuard` for how it is kept away from asyncio's log.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
+from pymodbus.transaction import TransactionManager
 
 from collectors.readings import PollError
 
@@ -55,6 +60,60 @@ BUSY_WAIT_SECONDS = 0.1
 # pymodbus 3.16 raises ModbusIOException both for "no answer after retries" and for answers from
 # the wrong unit or transaction; only the text tells them apart (transaction/transaction.py).
 _NO_RESPONSE = "No response received"
+FUNCTION_CODES = {"holding": 3, "input": 4}
+PREVIEW_BYTES = 12  # of a malformed answer, in the log line: enough to tell HTTP or RTU apart
+
+
+class MalformedAnswer(Exception):
+    """pymodbus could not decode what came back; raised into the request waiting for it."""
+
+
+class _AnswerGuard:
+    """Stands between pymodbus' transport and its framer for one client connection.
+
+    pymodbus 3.16 decodes answers inside asyncio's `data_received()`. When its framer raises on a
+    frame it cannot decode (an MBAP length shorter than the PDU, an unknown function code), the
+    exception escapes into asyncio, which logs "Fatal error: protocol.data_received() call
+    failed." with a traceback, closes the socket, and the request waits out its timeout. Frames
+    the framer drops quietly (a bad CRC, an RTU frame cut short, another unit's answer) also end
+    as a timeout, as if the device had said nothing. The guard catches the first kind and fails
+    the waiting request at once, and keeps the bytes of the second kind, so both are reported as
+    what they are: a malformed answer.
+    """
+
+    def __init__(self, protocol: TransactionManager) -> None:
+        self._protocol = protocol
+        self._frame = protocol.callback_data
+        protocol.callback_data = self._received  # type: ignore[method-assign]
+        self.stray = 0  # bytes since the request went out that formed no answer
+        self.stray_head = b""  # the first of them, for the log line
+        self._kept = 0  # bytes pymodbus left in its buffer to wait for the rest of a frame
+
+    def expect(self) -> None:
+        """A request is about to go out; pymodbus empties its buffer for its answer."""
+        self.stray, self.stray_head, self._kept = 0, b"", 0
+
+    def _unframed(self, data: bytes) -> None:
+        self.stray += len(data)
+        self.stray_head = (self.stray_head + data)[: PREVIEW_BYTES + 1]
+
+    def _received(self, data: bytes, addr: tuple | None = None) -> int:
+        # pymodbus hands over its whole buffer each time: what it kept last time, then new bytes.
+        fresh = data[self._kept :] if len(data) >= self._kept else data
+        try:
+            used = self._frame(data, addr)
+        except Exception:  # the framer's error for a frame it cannot decode, whichever it is
+            self._unframed(fresh)
+            self._kept = 0
+            future = self._protocol.response_future
+            if not future.done():
+                future.set_exception(MalformedAnswer())
+                future.exception()  # seen: no "exception was never retrieved" if none waits
+            return len(data)  # drop the buffer; the gateway closes this connection anyway
+        if self._protocol.last_pdu is None:
+            self._unframed(fresh)
+        self._kept = len(data) - used
+        return used
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +165,7 @@ class Gateway:
         self.backoff_max = backoff_max
         self.connects = 0  # successful connects; stays 1 while the connection holds
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._guard: _AnswerGuard | None = None
         self._lock = asyncio.Lock()
         self._last_request_end = float("-inf")
         self._backoff = 0.0
@@ -125,11 +185,17 @@ class Gateway:
         span = f"{table} {address}+{count}"
         async with self._lock:
             client = await self._connect(where)
+            guard = self._guard
+            assert guard is not None  # set with the client
             requests = 0
             for busy_round in range(BUSY_RETRIES + 1):
                 await self._pace()
+                guard.expect()
                 try:
                     response = await self._request(client, table, address, count, unit)
+                except MalformedAnswer:
+                    self._drop()
+                    raise self._malformed(where, span, guard) from None
                 except ModbusIOException as exc:
                     lost = not client.connected  # pymodbus reports a reset as a timeout
                     self._drop()
@@ -139,6 +205,8 @@ class Gateway:
                             f"{where}: the connection was reset while reading {span}; the "
                             "gateway rebooted or dropped us (another master?)",
                         ) from None
+                    if _NO_RESPONSE in exc.string and guard.stray:
+                        raise self._malformed(where, span, guard) from None
                     if _NO_RESPONSE in exc.string:
                         raise PollError(
                             "timeout",
@@ -172,6 +240,13 @@ class Gateway:
                     f"exception_{code}",
                     f"{where}: Modbus exception {code} ({meaning}) reading {span}{tries}; {hint}",
                 )
+            if response.function_code != FUNCTION_CODES[table]:
+                self._drop()  # an answer to some other request: the stream is out of step
+                raise PollError(
+                    "malformed",
+                    f"{where}: answer to {span} was function {response.function_code}, not "
+                    f"{FUNCTION_CODES[table]}; {self._framing_hint()}",
+                )
             words = list(response.registers)
             if len(words) != count:
                 self._drop()  # framing may be off; do not trust the rest of this stream
@@ -181,6 +256,26 @@ class Gateway:
                     f"device really speaks {self.link.kind} Modbus here",
                 )
             return words, requests
+
+    def _malformed(self, where: str, span: str, guard: _AnswerGuard) -> PollError:
+        head = guard.stray_head
+        preview = head[:PREVIEW_BYTES].hex(" ") + (" ..." if len(head) > PREVIEW_BYTES else "")
+        return PollError(
+            "malformed",
+            f"{where}: answer to {span} was not a valid Modbus frame ({guard.stray} bytes: "
+            f"{preview}); {self._framing_hint()}",
+        )
+
+    def _framing_hint(self) -> str:
+        if self.link.kind == "tcp":
+            return (
+                "check that this port speaks Modbus TCP (a serial gateway in transparent mode "
+                "needs transport: rtu-over-tcp) and that no other master shares the device"
+            )
+        return (
+            "check the baud rate, parity and RS-485 wiring (A/B, termination) and that only one "
+            "master polls this line"
+        )
 
     async def close(self) -> None:
         """Drop the connection once no request is in flight; the next read reconnects."""
@@ -207,7 +302,7 @@ class Gateway:
     def _drop(self) -> None:
         if self._client is not None:
             self._client.close()
-            self._client = None
+            self._client, self._guard = None, None
 
     def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         # reconnect_delay=0: pymodbus would otherwise reconnect in a background task on its own
@@ -257,7 +352,7 @@ class Gateway:
             log.info("%s: connected again", self.link)
         self._backoff, self._retry_at, self._last_failure = 0.0, float("-inf"), None
         self.connects += 1
-        self._client = client
+        self._client, self._guard = client, _AnswerGuard(client.ctx)
         return client
 
     async def _connect_error(self, where: str, elapsed: float) -> PollError:

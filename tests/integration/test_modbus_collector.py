@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import socket
 import struct
+import subprocess
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import yaml
 
-from agent.simulators.modbus_server import ModbusTcpServer
+from agent.simulators.modbus_server import ModbusTcpServer, with_crc
 from agent.simulators.ups import SimulatedUps
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.decode import multiplier
@@ -23,6 +26,8 @@ from collectors.modbus.transport import Gateway, Link
 from collectors.readings import PollError, UpsReading
 
 from .conftest import require
+from .test_agent_process import LoopThread, closed_tcp_port, get
+from .test_reload import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -305,3 +310,142 @@ def test_mbpoll_reads_the_simulator() -> None:
         "131": "AE00",  # battery.charge 87 % * 512 = 44544
         "132": f"{round(float(truth['battery.voltage']) * 32):04X}",  # battery.voltage * 2^5
     }
+
+
+# Answers a real device or a confused gateway has sent, each spoiling a true answer; the wire is
+# "tcp" (MBAP) or "rtu" (RTU frames over TCP, a serial device server).
+def _mbap_cuts_the_pdu(answer: bytes) -> bytes:
+    return answer[:4] + struct.pack(">H", 2) + answer[6:]  # length 2: unit and function only
+
+
+def _unknown_function(answer: bytes) -> bytes:
+    return answer[:7] + b"\x63" + answer[8:]  # function 99: pymodbus has no decoder for it
+
+
+def _input_for_holding(answer: bytes) -> bytes:
+    return answer[:7] + b"\x04" + answer[8:]  # a well-formed answer to another request
+
+
+def _rtu_cut_bad_crc(answer: bytes) -> bytes:
+    return answer[:-5] + b"\x00\x00"  # three bytes short, and a CRC that does not match
+
+
+# device name: (framing, spoiler, what its log line says)
+MALFORMED: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
+    "mbap-length": ("tcp", _mbap_cuts_the_pdu, "was not a valid Modbus frame (63 bytes: 00"),
+    "unknown-function": ("tcp", _unknown_function, "was not a valid Modbus frame (63 bytes: 00"),
+    "wrong-function": ("tcp", _input_for_holding, "was function 4, not 3"),
+    "rtu-bad-crc": ("rtu", _rtu_cut_bad_crc, "was not a valid Modbus frame (56 bytes: 01 03"),
+}
+
+
+class SpoilingGateway:
+    """Serves a SimulatedUps's registers; while `spoiling`, every answer goes through `spoil`."""
+
+    def __init__(self, framing: str, spoil: Callable[[bytes], bytes]) -> None:
+        self.ups = SimulatedUps()
+        self.framing = framing
+        self.spoil = spoil
+        self.spoiling = True
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                if self.framing == "tcp":
+                    tid, _, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
+                    function, address, count = struct.unpack(
+                        ">BHH", await reader.readexactly(length - 1)
+                    )
+                else:
+                    request = await reader.readexactly(8)
+                    unit, function, address, count = struct.unpack(">BBHH", request[:6])
+                words = self.ups.register_source(unit, function, address, count)
+                assert isinstance(words, list)
+                pdu = struct.pack(f">BB{count}H", function, 2 * count, *words)
+                if self.framing == "tcp":
+                    answer = struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
+                else:
+                    answer = with_crc(bytes((unit,)) + pdu)
+                writer.write(self.spoil(answer) if self.spoiling else answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def test_malformed_answers_mark_the_device_down_in_one_line_then_it_recovers(tmp_path) -> None:
+    """`erozgar-agent run` against four gateways that each send one kind of malformed answer.
+
+    pymodbus 3.16 raised on the first two inside asyncio's data_received(), which logged a
+    traceback; it took the fourth for silence (reason timeout) and the third for data.
+    """
+    loop = LoopThread()
+    gateways = {
+        name: SpoilingGateway(framing, spoil) for name, (framing, spoil, _) in MALFORMED.items()
+    }
+    modbus = []
+    for name, gateway in gateways.items():
+        port = loop.run(gateway.start())
+        transport = "rtu-over-tcp" if gateway.framing == "rtu" else "tcp"
+        # interval 1: a poll budget of 0.9 s, so the poller's cut-off does not race the timeout
+        modbus.append({"name": name, "address": f"127.0.0.1:{port}", "transport": transport,
+                       "interval": 1, "timeout": 0.3, "retries": 0})  # fmt: skip
+    path = tmp_path / "agent.yml"
+    path.write_text(yaml.safe_dump({"site": {"id": "T-1"}, "state_dir": str(tmp_path),
+                                    "modbus": modbus}))  # fmt: skip
+    listen = closed_tcp_port()
+    process = subprocess.Popen(
+        [require("erozgar-agent"), "run", "--config", str(path), "--listen", f"127.0.0.1:{listen}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        down = wait_for(
+            listen,
+            lambda f: all(
+                (get(f, "erozgar_device_poll_errors_total", device=n, reason="malformed") or 0) >= 2
+                for n in gateways
+            ),
+            "two malformed polls of each device",
+        )
+        for name in gateways:
+            assert get(down, "erozgar_device_up", device=name, kind="modbus") == 0, name
+            assert get(down, "erozgar_device_down_reason", device=name, reason="malformed") == 1
+        for gateway in gateways.values():
+            gateway.spoiling = False
+        up = wait_for(
+            listen,
+            lambda f: all(
+                get(f, "erozgar_device_up", device=n, kind="modbus") == 1 for n in gateways
+            ),
+            "every device answering again",
+        )
+        for name in gateways:
+            assert get(up, "erozgar_ups_battery_charge_ratio", device=name) is not None, name
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=15)
+        for gateway in gateways.values():
+            loop.run(gateway.stop())
+        loop.close()
+    assert process.returncode == 0, log
+    assert "Traceback" not in log and "pymodbus" not in log and "asyncio" not in log, log
+    for name, (_, _, says) in MALFORMED.items():
+        # One line when it goes down, naming device, gateway, unit, request and reason; one back.
+        lines = [
+            line.split(f" {name}: ", 1)[1] for line in log.splitlines() if f" {name}: " in line
+        ]
+        assert len(lines) == 2, lines
+        assert lines[0].startswith("down (malformed): 127.0.0.1:") and says in lines[0], lines
+        assert "unit 1: answer to holding 0+27 " in lines[0]
+        assert lines[1] == "answering again after malformed"
