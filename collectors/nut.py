@@ -26,10 +26,13 @@ from collectors.readings import PollError, UpsReading
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 3493
-# NUT ups.status tokens (docs/new-drivers.txt); upsd's own WAIT and ALARM are not UPS states.
+# NUT ups.status tokens (docs/new-drivers.txt) plus TEST, which drivers set while the UPS tests
+# its battery (apc_modbus from UPSStatus bit 7, powerpanel, ...): without it "OB TEST" would
+# read as a mains cut.
+# upsd's own WAIT and ALARM are not UPS states.
 NUT_FLAGS = frozenset(
     {"OL", "OB", "LB", "HB", "RB", "CHRG", "DISCHRG", "BYPASS", "CAL", "OFF", "OVER", "TRIM",
-     "BOOST", "FSD"}
+     "BOOST", "FSD", "TEST"}
 )  # fmt: skip
 INFO_VARIABLES = (
     "device.mfr", "device.model", "device.serial", "device.part", "ups.firmware",

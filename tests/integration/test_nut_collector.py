@@ -8,6 +8,7 @@ Modbus and over NUT and compares the exported erozgar_ups_* samples.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -19,14 +20,17 @@ from typing import NamedTuple
 
 import pytest
 
-from agent.power import PowerCheck
+from agent.battery import BatteryMonitor
+from agent.poller import UpsJudge
+from agent.power import PowerCheck, UpsStatus
 from agent.simulators.ups import SimulatedUps
+from agent.state import DeviceState
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
 from collectors.nut import NutCollector
 from collectors.readings import PollError, UpsReading
 from exporters.families import Families
-from exporters.power import ups_families
+from exporters.power import battery_families, ups_families
 
 from .conftest import HOST, missing, stop
 
@@ -153,6 +157,45 @@ def test_changed_values_and_unknown_markers(upsd: Upsd) -> None:
     assert reading.flags == {"OB", "LB"}
     assert "battery.voltage" not in reading.values
     assert reading.invalid == ("battery.voltage",)
+
+
+def test_self_test_is_shown_as_a_self_test_not_a_mains_cut(
+    upsd: Upsd, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A UPS testing its battery reports OB TEST through upsd: no cut, no time on battery."""
+    judge = UpsJudge("ups", BatteryMonitor("ups"))
+    state = DeviceState("ups", "nut")
+    with caplog.at_level(logging.INFO):
+        for status, charge in (("OL", 100), ("OB TEST", 99), ("OB TEST", 98), ("OL", 97)):
+            write_dev(upsd.root, {**SIM_DEV, "ups.status": status, "battery.charge": str(charge)})
+            reading = wait_for(upsd, "battery.charge", float(charge))
+            judge.apply(reading, 0.0, state)
+            if status == "OB TEST":
+                assert reading.flags == {"OB", "TEST"}
+                found = exported(state)
+                assert found[("erozgar_ups_on_battery", ())] == 0
+                assert found[("erozgar_ups_power_state", (("state", "self_test"),))] == 1
+                assert found[("erozgar_ups_power_state", (("state", "on_battery"),))] == 0
+                assert found[("erozgar_ups_status", (("flag", "TEST"),))] == 1
+    found = exported(state)
+    assert found[("erozgar_ups_outages_total", ())] == 0
+    assert found[("erozgar_ups_on_battery_seconds_total", ())] == 0
+    assert found[("erozgar_ups_power_state", (("state", "online"),))] == 1
+    assert "mains power lost" not in caplog.text
+    assert "ups: battery self-test running" in caplog.text
+
+
+def exported(state: DeviceState) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The exported samples of one UPS, keyed by name and labels other than device."""
+    out = Families()
+    assert isinstance(state.status, UpsStatus) and state.battery is not None
+    ups_families(out, "ups", state.status)
+    battery_families(out, "ups", state.battery)
+    return {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "device"))): s.value
+        for family in out
+        for s in family.samples
+    }
 
 
 def test_login_with_the_right_password(upsd: Upsd) -> None:
