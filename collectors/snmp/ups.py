@@ -25,6 +25,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from collectors.modbus.profile import StatusToken
 from collectors.readings import PollError, UpsReading
 
 from .client import SnmpClient
@@ -54,11 +55,14 @@ class Source(_Strict):
 
 
 class FlagSource(_Strict):
-    """An enumeration that sets NUT status tokens; `field` names it in UpsReading.invalid."""
+    """An enumeration that sets NUT status tokens; `field` names it in UpsReading.invalid.
+
+    Tokens are the one NUT vocabulary every path speaks (the Modbus profiles' StatusToken), so
+    a self-test is TEST and a calibration CAL here as there, never a mains cut."""
 
     field: str
     oid: Annotated[str, Field(pattern=_OID)]
-    map: dict[int, list[str]]  # raw state -> tokens ([]: a known state that sets none)
+    map: dict[int, list[StatusToken]]  # raw state -> tokens ([]: a known state that sets none)
 
 
 class UpsProfile(_Strict):
@@ -71,6 +75,8 @@ class UpsProfile(_Strict):
     values: dict[str, list[Source]] = {}
     info: dict[str, list[Source]] = {}
     flags: list[FlagSource] = []
+    # Quantities read but deliberately not exported, each with the reason.
+    not_exported: dict[str, str] = {}
 
     def known_flags(self) -> frozenset[str]:
         return frozenset(t for f in self.flags for tokens in f.map.values() for t in tokens)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collectors.snmp.ups import candidates, load_profile, ups_reading
+import pytest
+from pydantic import ValidationError
+
+from agent.power import PowerCheck, UpsStatus
+from collectors.snmp.ups import FlagSource, candidates, load_profile, ups_reading
 from collectors.snmp.values import Counter64, Oid
 
 APC = "1.3.6.1.4.1.318.1.1.1."
@@ -68,3 +72,37 @@ def test_router_profiles_are_not_probed_but_generic_and_apc_ids_are() -> None:
     assert [p.name for p in candidates("1.3.6.1.4.1.318.1.3.2.12")] == [
         "apc-powernet", "ietf-ups-mib",
     ]  # fmt: skip
+
+
+def judged(profile: str, scalars: dict) -> tuple[frozenset[str], UpsStatus]:
+    reading = ups_reading(load_profile(profile), scalars, {})
+    return reading.flags, PowerCheck("ups").update(reading)
+
+
+def test_apc_battery_test_and_calibration_are_not_mains_cuts() -> None:
+    flags, status = judged("apc-powernet", {APC + "4.1.1.0": 15, APC + "7.2.3.0": 4})
+    assert flags == {"OB", "TEST"}  # upsBasicOutputStatus onBatteryTest, diagnostics running
+    assert (status.on_battery, status.state) == (False, "self_test")
+    flags, status = judged("apc-powernet", {APC + "4.1.1.0": 3, APC + "7.2.6.0": 3})
+    assert flags == {"OB", "CAL"}  # on battery, upsAdvTestCalibrationResults in progress
+    assert (status.on_battery, status.state) == (False, "calibration")
+    for code, state in ((6, "bypass"), (10, "bypass"), (7, "off"), (28, "self_test")):
+        assert judged("apc-powernet", {APC + "4.1.1.0": code})[1].state == state, code
+    flags, status = judged("apc-powernet", {APC + "4.1.1.0": 3, APC + "7.2.3.0": 1})
+    assert (flags, status.on_battery, status.state) == ({"OB"}, True, "on_battery")
+
+
+def test_ups_mib_battery_source_during_a_test_is_a_self_test() -> None:
+    mib = "1.3.6.1.2.1.33.1."
+    flags, status = judged("ietf-ups-mib", {mib + "4.1.0": 5, mib + "7.3.0": 5})
+    assert flags == {"OB", "TEST"}  # upsOutputSource battery, upsTestResultsSummary inProgress
+    assert (status.on_battery, status.state) == (False, "self_test")
+    flags, status = judged("ietf-ups-mib", {mib + "4.1.0": 5, mib + "7.3.0": 1})
+    assert (status.on_battery, status.state) == (True, "on_battery")
+    assert judged("ietf-ups-mib", {mib + "4.1.0": 4})[1].state == "bypass"
+    assert judged("ietf-ups-mib", {mib + "4.1.0": 2})[1].state == "off"
+
+
+def test_a_flag_outside_the_nut_vocabulary_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        FlagSource.model_validate({"field": "x", "oid": "1.3.6.1", "map": {1: ["ONBATT"]}})
