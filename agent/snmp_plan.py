@@ -5,11 +5,17 @@
                                      # name_cache_minutes or when ifNumber / sysUpTime say so
 
 Collectors keep no state between polls, so the slow-changing IF-MIB columns (ifName, ifDescr,
-ifAlias, ifSpeed, ifHighSpeed) are cached here and handed to the collector, which re-walks them
-itself when ifNumber changed or the device restarted. `ports:` in the config then decides which
-ports reach the checks and the metrics; with `pinned: true` only the ports listed under
-`interfaces:` are read, by GET, using the ifIndex the cached names give for each ifName, so a
-port keeps its identity when the device renumbers ifIndex.
+ifAlias, ifSpeed, ifHighSpeed, ifType) are cached here and handed to the collector, which
+re-walks them itself when ifNumber changed, the device restarted, or the rows it reads no longer
+match the cached ones (a PPPoE session re-created under a new ifIndex). `ports:` in the config
+then decides which ports reach the checks and the metrics; with `pinned: true` only the ports
+listed under `interfaces:` are read, by GET, using the ifIndex the cached names give for each
+ifName, so a port keeps its identity when the device renumbers ifIndex. While a listed port is
+missing from the cached names (a PPPoE session down when they were walked), the table is walked
+instead, so the port is found as soon as it is back.
+
+The fastest physical port of the whole name table (ports left out by `ports:` included) goes
+with every reading: it bounds the traffic of ports that report no speed (agent/bandwidth.py).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from collectors.readings import InterfaceNames, InterfaceSample, SnmpReading
 from collectors.snmp.client import SnmpSessions, UsmAuth
 from collectors.snmp.collector import SnmpCollector, build_interfaces
 
+from .bandwidth import fastest_physical_bps
 from .config import SnmpDevice
 
 
@@ -47,10 +54,13 @@ def select_ports(
     return tuple(sample for sample in interfaces if keep(sample))
 
 
-def pinned_indexes(names: InterfaceNames, wanted: set[str]) -> list[int]:
-    """ifIndex of each wanted port name, as the cached name table has it now."""
-    rows = build_interfaces(names.columns, {})
-    return sorted(row.index for row in rows if row.name in wanted)
+def pinned_indexes(names: InterfaceNames, wanted: set[str]) -> list[int] | None:
+    """ifIndex of each wanted port name, as the cached name table has it now; None when a
+    wanted port is not in it (then the table is walked, so the port is found when it is back)."""
+    rows = {row.name: row.index for row in build_interfaces(names.columns, {})}
+    if not wanted <= rows.keys():
+        return None
+    return sorted(rows[name] for name in wanted)
 
 
 class PlannedSnmpCollector:
@@ -67,6 +77,7 @@ class PlannedSnmpCollector:
         self._clock = clock
         self._names: InterfaceNames | None = None
         self._names_at = 0.0
+        self._fastest_bps: float | None = None
 
     def __repr__(self) -> str:
         return f"PlannedSnmpCollector({self.collector!r})"
@@ -85,7 +96,12 @@ class PlannedSnmpCollector:
         reading = await self.collector.poll(known, pinned)
         if reading.names_refreshed and reading.names is not None:
             self._names, self._names_at = reading.names, self._clock()
-        return replace(reading, interfaces=select_ports(reading.interfaces, self.device))
+            self._fastest_bps = fastest_physical_bps(build_interfaces(reading.names.columns, {}))
+        return replace(
+            reading,
+            interfaces=select_ports(reading.interfaces, self.device),
+            fastest_port_bps=self._fastest_bps,
+        )
 
     async def close(self) -> None:
         await self.collector.close()

@@ -44,6 +44,7 @@ class InterfaceSample:
     out_packets: int | None = None
     discontinuity_ticks: int | None = None  # ifCounterDiscontinuityTime (sysUpTime ticks)
     read_at: float | None = None  # time.monotonic() when this row's octets were answered
+    if_type: int | None = None  # ifType (IANAifType: 6 ethernetCsmacd, 23 ppp, 131 tunnel...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,9 @@ class SnmpReading:
     names_refreshed: bool = True  # False when `names` came from the agent's cache
     read_at: float | None = None  # time.monotonic() when the counters were answered
     ups: UpsReading | None = None  # a UPS network card (collectors/snmp/ups.py), else None
+    # the speed of the device's fastest physical port, over every row of the name table (also
+    # the ports `ports:` leaves out): the ceiling of a port without a speed of its own
+    fastest_port_bps: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,9 @@ def router_families(out: Families, device: str, status: RouterStatus) -> None:
     ).add_metric([device], status.retries)
     rejections = out.counter(
         "interface_rejected_deltas_total",
-        "Counter deltas refused instead of inventing traffic, by reason.",
+        "Counter deltas not taken as read, by reason: refused instead of inventing traffic "
+        "(above_ceiling, counter_reset, wrap_ambiguous, restart_implausible), or counted from "
+        "a port's restart (port_discontinuity, port_reappeared).",
         ["device", "reason"],
     )
     for reason, count in status.counter_rejections:

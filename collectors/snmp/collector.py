@@ -9,8 +9,9 @@
 Per poll: one GET for the system scalars and ifNumber; a side-by-side GETBULK walk of only the
 counter and status columns, or GETs of just the `pinned` rows; the 32-bit columns only for rows
 without 64-bit counters; a walk of the name columns (ifName, ifDescr, ifAlias, ifSpeed,
-ifHighSpeed) only when the caller has no usable copy (`known`; the agent caches it); and the
-health values of the device profile chosen by sysObjectID (collectors/profiles/snmp/).
+ifHighSpeed, ifType) only when the caller has no usable copy (`known`; the agent caches it) or
+the counter rows no longer match it (ports renumbered); and the health values of the device
+profile chosen by sysObjectID (collectors/profiles/snmp/).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SYS_NAME = "1.3.6.1.2.1.1.5.0"
 IF_NUMBER = "1.3.6.1.2.1.2.1.0"
 
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
+IF_TYPE = "1.3.6.1.2.1.2.2.1.3"  # IANAifType: whether ifSpeed is a line rate (agent/bandwidth.py)
 IF_SPEED = "1.3.6.1.2.1.2.2.1.5"  # Gauge32 bit/s, saturates at 4294967295
 IF_ADMIN_STATUS = "1.3.6.1.2.1.2.2.1.7"  # 1 up, 2 down, 3 testing
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"  # 1 up, 2 down, 3 testing, 4 unknown, 5 dormant, ...
@@ -56,7 +58,7 @@ IF_HIGH_SPEED = "1.3.6.1.2.1.31.1.1.1.15"  # Gauge32, Mbit/s
 IF_ALIAS = "1.3.6.1.2.1.31.1.1.1.18"
 IF_COUNTER_DISCONTINUITY = "1.3.6.1.2.1.31.1.1.1.19"  # TimeStamp (sysUpTime ticks)
 
-NAME_COLUMNS = (IF_NAME, IF_DESCR, IF_ALIAS, IF_HIGH_SPEED, IF_SPEED)
+NAME_COLUMNS = (IF_NAME, IF_DESCR, IF_ALIAS, IF_HIGH_SPEED, IF_SPEED, IF_TYPE)
 COUNTER_COLUMNS = (
     IF_OPER_STATUS, IF_ADMIN_STATUS, IF_HC_IN_OCTETS, IF_HC_OUT_OCTETS, IF_IN_ERRORS,
     IF_OUT_ERRORS, IF_IN_DISCARDS, IF_OUT_DISCARDS, IF_HC_IN_UCAST, IF_HC_OUT_UCAST,
@@ -165,6 +167,7 @@ def build_interfaces(
                 out_packets=out_packets,
                 discontinuity_ticks=gauge(discontinuity),
                 read_at=answered.get(str(index)) if answered else None,
+                if_type=gauge(cell(table, IF_TYPE, index)),
             )
         )
     names = Counter(sample.name for sample in samples)
@@ -379,7 +382,11 @@ class SnmpCollector:
         if use_pinned:
             assert pinned is not None
             counters = await self._get_rows(client, COUNTER_COLUMNS, sorted(pinned))
-        else:
+            if set(pinned) - row_indexes(counters):
+                # a pinned row is gone (a PPPoE session re-created under a new ifIndex): the
+                # cached names are stale; walk this once so the port is found where it is now
+                refreshed, use_pinned = True, False
+        if not use_pinned:
             counters = await client.walk_columns(
                 COUNTER_COLUMNS, max_repetitions=self._max_repetitions, answered=answered
             )
@@ -398,8 +405,9 @@ class SnmpCollector:
                     answered[str(row)] = late[str(row)]
         read_at = time.monotonic()
         if known is not None and not refreshed and not use_pinned:
-            # ports appeared without ifNumber changing: the cached names are stale
-            refreshed = bool(row_indexes(counters) - row_indexes(known.columns))
+            # ports renumbered, appeared or went without ifNumber changing: the cached names
+            # are stale (a name on a row that is gone would hide the port at its new index)
+            refreshed = row_indexes(counters) != row_indexes(known.columns)
         names = await self._names(client, if_number, uptime) if refreshed else known
         assert names is not None
         table = {**names.columns, **counters}

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from agent.config import SnmpDevice, parse_config
 from agent.snmp_plan import PlannedSnmpCollector, pinned_indexes, select_ports
 from collectors.readings import InterfaceNames, InterfaceSample, SnmpReading
-from collectors.snmp.collector import IF_DESCR, IF_NAME
+from collectors.snmp.collector import IF_DESCR, IF_NAME, IF_SPEED, IF_TYPE
 
 
 def sample(index: int, name: str, admin_up: bool = True) -> InterfaceSample:
@@ -42,7 +42,9 @@ def test_filters_by_glob_role_and_admin_state() -> None:
 
 def test_pinned_ports_follow_the_name_to_its_current_index() -> None:
     assert pinned_indexes(NAMES, {"sfp1"}) == [9]
-    assert pinned_indexes(NAMES, {"ether1", "sfp1", "missing"}) == [7, 9]
+    assert pinned_indexes(NAMES, {"ether1", "sfp1"}) == [7, 9]
+    # a listed port not in the cached names (a PPPoE session that was down): walk, do not GET
+    assert pinned_indexes(NAMES, {"ether1", "sfp1", "missing"}) is None
 
 
 class FakeCollector:
@@ -88,3 +90,41 @@ def test_pinned_mode_gets_only_listed_ports_once_names_are_known() -> None:
     assert [call[1] for call in fake.calls] == [None, [9]]
     assert names(second.interfaces) == ["sfp1"]
     assert names(first.interfaces) == ["sfp1"]
+
+
+def test_pinned_port_missing_from_the_cached_names_walks_until_it_is_back() -> None:
+    """pppoe-out1 was down when names were walked: GET-ing only sfp1 would lose it for the
+    15 minutes of the cache, so the planner walks (pinned None) while it is missing."""
+    fake = FakeCollector()
+    listed = [{"name": "sfp1", "role": "wan"}, {"name": "pppoe-out1", "role": "wan"}]
+    planned = PlannedSnmpCollector(fake, device(interfaces=listed, ports={"pinned": True}))  # type: ignore[arg-type]
+
+    async def polls() -> None:
+        await planned.poll()
+        await planned.poll()
+
+    asyncio.run(polls())
+    assert [call[1] for call in fake.calls] == [None, None]
+
+
+def test_readings_carry_the_fastest_physical_port_of_the_whole_name_table() -> None:
+    """`ports:` keeps only pppoe-out1 (no speed): the reading still says the device has a
+    1 Gb/s Ethernet port, the bound of the PPPoE traffic (agent/bandwidth.py)."""
+    table = {IF_NAME: {"1": "ether1", "2": "bridge", "20": "pppoe-out1"},
+             IF_DESCR: {"1": "e1", "2": "b", "20": "p"},
+             IF_SPEED: {"1": 1_000_000_000, "2": 4_294_967_295, "20": 0},
+             IF_TYPE: {"1": 6, "2": 209, "20": 23}}  # fmt: skip
+    fake = FakeCollector()
+    fake_names = InterfaceNames(table, 3, 100)
+    ppp = InterfaceSample(20, "pppoe-out1", "p", "", True, True, 0.0, 0, 0, 64, if_type=23)
+
+    async def poll(
+        known: InterfaceNames | None = None, pinned: Collection[int] | None = None
+    ) -> SnmpReading:
+        return SnmpReading("r", "", "", 100, (*PORTS, ppp), names=fake_names)
+
+    fake.poll = poll  # type: ignore[method-assign]
+    only = device(interfaces=[{"name": "pppoe-out1", "role": "wan"}], ports={"roles_only": True})
+    reading = asyncio.run(PlannedSnmpCollector(fake, only).poll())  # type: ignore[arg-type]
+    assert names(reading.interfaces) == ["pppoe-out1"]
+    assert reading.fastest_port_bps == 1e9  # not the bridge's made-up 4.3 Gb/s
