@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -33,9 +34,7 @@ if TYPE_CHECKING:
 # ${NAME}: environment variable; ${cred:NAME}: systemd credential (agent/secrets.py).
 _ENV_REF = re.compile(r"\$\{(?:cred:([A-Za-z0-9_][A-Za-z0-9_.-]*)|([A-Za-z_][A-Za-z0-9_]*))\}")
 _BLAMED_KEY = re.compile(r"^([a-z_]+): ")
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]{1,63})*$"
-)
+_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 class ConfigError(Exception):
@@ -64,12 +63,37 @@ def split_host_port(value: str, default_port: int) -> tuple[str, int]:
         port = _port(port_text, value)
     if not host:
         raise ValueError(f"'{value}' has no host")
+    return check_address(host), port
+
+
+def check_address(host: str, *, ipv4_only: bool = False) -> str:
+    """`host` if it is an IP address or a name DNS could hold; else ValueError saying why.
+
+    Every address in the config goes through here. No lookup: `validate` must work offline and
+    a name the box cannot resolve yet (a centre's local DNS) is not wrong. A name is labels of
+    letters, digits and inner hyphens (RFC 1123); one whose last label is a number is refused,
+    because resolvers read `10.0.0` as 10.0.0.0 and `999.1.1.1` is a mistyped address, not a
+    name (RFC 3696 section 2).
+    """
     try:
-        ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        if not _HOSTNAME.match(host):
-            raise ValueError(f"'{host}' is neither an IP address nor a host name") from None
-    return host, port
+        ip = None
+    if ipv4_only:
+        if not isinstance(ip, ipaddress.IPv4Address):
+            raise ValueError(f"'{host}' is not an IPv4 address")
+        return host
+    if ip is not None:
+        return host
+    labels = host.removesuffix(".").split(".")
+    if len(host) <= 253 and all(_LABEL.match(label) for label in labels):
+        if not labels[-1].isdigit():
+            return host
+        raise ValueError(
+            f"'{host}' is neither an IP address nor a host name: an IPv4 address is four "
+            "numbers from 0 to 255 (e.g. 10.0.0.1), and a host name does not end in a number"
+        )
+    raise ValueError(f"'{host}' is neither an IP address nor a host name")
 
 
 def _port(text: str, whole: str) -> int:
@@ -329,11 +353,7 @@ class LinkTarget(_Strict):
     @field_validator("address")
     @classmethod
     def _ipv4(cls, value: str) -> str:
-        try:
-            ipaddress.IPv4Address(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IPv4 address") from None
-        return value
+        return check_address(value, ipv4_only=True)  # probes compare replies with it
 
 
 class LinkSettings(_Strict):
@@ -395,6 +415,13 @@ class Config(_Strict):
     @classmethod
     def _listen_parses(cls, value: str) -> str:
         split_host_port(value, 9877)
+        return value
+
+    @field_validator("remote_write_url")
+    @classmethod
+    def _url_host(cls, value: str | None) -> str | None:
+        if value is not None:  # the pattern has checked the scheme; user:password@ may precede
+            split_host_port(urlsplit(value).netloc.rpartition("@")[2], 443)
         return value
 
     @property

@@ -129,3 +129,39 @@ def test_run_with_listen_port_taken_exits_1(tmp_path):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_validate_names_each_address_that_is_neither_ip_nor_host_name(tmp_path):
+    path = tmp_path / "agent.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {"site": {"id": "T-1"},
+             "snmp": [{"name": "r1", "address": "999.1.1.1", "community": "c"},
+                      {"name": "r2", "address": "router", "community": "c"}],
+             "modbus": [{"name": "u1", "address": "10.0.0:502"},
+                        {"name": "u2", "address": "[2001:db8::5]:502"}],
+             "nut": [{"name": "n1", "address": "host name with spaces", "ups": "sim"},
+                     {"name": "n2", "address": "ups-1.centre.local", "ups": "sim"}],
+             "links": [{"name": "isp", "targets": [{"name": "t", "address": "-bad-.example"}]}]}
+        )
+    )  # fmt: skip
+    result = agent_cli("validate", "--config", str(path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"{path}: snmp[0].address: '999.1.1.1' is neither an IP address nor a host name: an "
+        "IPv4 address is four numbers from 0 to 255 (e.g. 10.0.0.1), and a host name does not "
+        "end in a number",
+        f"{path}: modbus[0].address: '10.0.0' is neither an IP address nor a host name: an "
+        "IPv4 address is four numbers from 0 to 255 (e.g. 10.0.0.1), and a host name does not "
+        "end in a number",
+        f"{path}: nut[0].address: 'host name with spaces' is neither an IP address nor a host name",
+        f"{path}: links[0].targets[0].address: '-bad-.example' is not an IPv4 address",
+    ]
+    good = yaml.safe_load(path.read_text())
+    for section in ("snmp", "modbus", "nut"):
+        good[section] = good[section][1:]
+    good["links"][0]["targets"][0]["address"] = "8.8.8.8"
+    path.write_text(yaml.safe_dump(good))
+    result = agent_cli("validate", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "ok (1 SNMP, 1 Modbus devices)" in result.stdout

@@ -167,3 +167,79 @@ def test_port_selection_and_name_cache_keys():
     assert snmp_problems(community="c", name_cache_minutes=0)[0].startswith(
         "config: snmp[0].name_cache_minutes:"
     )
+
+
+# Every key that holds a host, and how a config carries an address there.
+HOST_KEYS = {
+    "snmp[0].address": lambda a: {"snmp": [{"name": "r", "address": a, "community": "c"}]},
+    "modbus[0].address": lambda a: {"modbus": [{"name": "u", "address": a}]},
+    "modbus[0].address (rtu-over-tcp)": lambda a: {
+        "modbus": [{"name": "u", "address": a, "transport": "rtu-over-tcp"}]
+    },
+    "nut[0].address": lambda a: {"nut": [{"name": "n", "address": a, "ups": "sim"}]},
+    "listen": lambda a: {"listen": a},
+    "remote_write_url": lambda a: {
+        "remote_write_url": f"https://{f'[{a}]' if ':' in a else a}/api/v1/write"
+    },
+}
+# Probes compare each reply's source with the target: IPv4 literals only.
+IPV4_KEYS = {
+    "links[0].targets[0].address": lambda a: {
+        "links": [{"name": "isp", "targets": [{"name": "t", "address": a}]}]
+    },
+    "links[0].source_address": lambda a: {
+        "links": [
+            {"name": "isp", "source_address": a, "targets": [{"name": "t", "address": "1.1.1.1"}]}
+        ]
+    },
+}
+NOT_ADDRESSES = ["999.1.1.1", "10.0.0", "123", "host name with spaces", "-bad-.example",
+                 "ok.-bad-", "a..b"]  # fmt: skip
+
+
+@pytest.fixture
+def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate runs offline: any lookup fails the test."""
+    import socket
+
+    def lookup(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"DNS lookup at validate time: {args}")
+
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex"):
+        monkeypatch.setattr(socket, name, lookup)
+
+
+def _config_problems(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"site": {"id": "S-1"}, **data}, "c")
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("host", NOT_ADDRESSES)
+@pytest.mark.parametrize("key", [*HOST_KEYS, *IPV4_KEYS])
+def test_every_address_key_refuses_what_is_neither_ip_nor_name(key, host, no_dns):
+    if key == "remote_write_url" and " " in host:
+        pytest.skip("the URL pattern refuses spaces before any host check")
+    (problem,) = _config_problems({**HOST_KEYS, **IPV4_KEYS}[key](host))
+    expected = "is not an IPv4 address" if key in IPV4_KEYS else "is neither an IP address nor"
+    assert problem.startswith(f"c: {key.split(' ')[0]}: '{host}' {expected}"), problem
+
+
+def test_a_number_where_a_name_belongs_says_what_an_ipv4_address_is():
+    (problem,) = _config_problems(HOST_KEYS["snmp[0].address"]("999.1.1.1:161"))
+    assert problem == (
+        "c: snmp[0].address: '999.1.1.1' is neither an IP address nor a host name: an IPv4 "
+        "address is four numbers from 0 to 255 (e.g. 10.0.0.1), and a host name does not end "
+        "in a number"
+    )
+
+
+@pytest.mark.parametrize(
+    "host", ["ups-1.centre.local", "router", "10.0.0.1", "fe80::1", "2001:db8::1", "ups1.", "a1"]
+)
+@pytest.mark.parametrize("key", list(HOST_KEYS))
+def test_names_and_ip_literals_pass(key, host, no_dns):
+    if key != "remote_write_url" and ":" in host:
+        host = f"[{host}]:1502"  # as a user writes an IPv6 address with a port
+    config = parse_config({"site": {"id": "S-1"}, **HOST_KEYS[key](host)}, "c")
+    assert config is not None
