@@ -173,6 +173,8 @@ class ModbusProfile(_Model):
     blocks: tuple[Block, ...] = Field(min_length=1)
     fields: tuple[FieldSpec, ...] = ()
     bitfields: tuple[Bitfield, ...] = ()
+    # Fields decoded (for `check`, or kept for later) but deliberately not exported: name -> why.
+    not_exported: dict[str, str] = Field(default_factory=dict)
 
     @property
     def known_flags(self) -> frozenset[str]:
@@ -209,6 +211,9 @@ class ModbusProfile(_Model):
                 raise ValueError(
                     f"{where}.scale_register: {spec.table} {sf} is not inside a declared block"
                 )
+        for name in self.not_exported:
+            if name not in seen:
+                raise ValueError(f"not_exported: {name} is not a field of this profile")
         for i, bf in enumerate(self.bitfields):
             if self.block_for(bf.table, bf.address, bf.width) is None:
                 raise ValueError(

@@ -142,6 +142,12 @@ def test_good_profile_parses() -> None:
             r"bitfields\[0\]\.bits\[4\]: Input .*\(got a YAML boolean: quote words such as OFF",
         ),
         ("address: 150", "address: 300", r"bitfields\[0\]\.address: holding 300\+1 is not inside"),
+        # a reason not to export something the profile does not decode
+        (
+            "bits: {5: BOOST}}",
+            "bits: {5: BOOST}}\nnot_exported: {input.frequency: not read by this map}",
+            r"not_exported: input\.frequency is not a field of this profile",
+        ),
         (
             "name: battery.charge",
             "name: battery.charge, register: coil",
