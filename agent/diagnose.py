@@ -13,8 +13,6 @@ No step prints a secret: messages come from the collectors, which leave them out
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import errno
 import math
 import shutil
@@ -26,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from collectors.host import clock_synchronized
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.decode import DecodePlan, RegisterImage, compile_field
 from collectors.modbus.profile import ByteOrder, ModbusProfile, available_profiles, load_profile
@@ -335,22 +334,6 @@ async def other_profiles(
 
 # --- host -----------------------------------------------------------------------------------
 
-_TIME_ERROR = 5  # adjtimex(2): the kernel clock is not synchronised
-_STA_UNSYNC = 0x0040
-
-
-class _Timex(ctypes.Structure):
-    # struct timex (linux/timex.h) up to `status`; the kernel writes more, so leave room.
-    _fields_ = [
-        ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("esterror", ctypes.c_long),
-        ("status", ctypes.c_int),
-        ("_rest", ctypes.c_byte * 256),
-    ]
-
 
 def _timedatectl() -> bool | None:
     try:
@@ -364,21 +347,6 @@ def _timedatectl() -> bool | None:
     return {"yes": True, "no": False}.get(value) if out.returncode == 0 else None
 
 
-def _adjtimex() -> bool | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        timex = _Timex()
-        state = libc.adjtimex(ctypes.byref(timex))
-    except (OSError, AttributeError):
-        return None
-    if state < 0:
-        return None
-    return state != _TIME_ERROR and not timex.status & _STA_UNSYNC
-
-
 def ntp_step() -> Step:
     name = "clock (NTP)"
     synced = _timedatectl()
@@ -386,7 +354,7 @@ def ntp_step() -> Step:
     if synced is None and Path("/run/systemd/timesync/synchronized").exists():
         synced, source = True, "systemd-timesyncd"
     if synced is None:
-        synced, source = _adjtimex(), "kernel (adjtimex)"
+        synced, source = clock_synchronized(), "kernel (adjtimex)"
     if synced is None:
         return Step(
             name, "WARN", "cannot tell whether the clock is synchronised (no timedatectl, "

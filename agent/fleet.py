@@ -79,7 +79,7 @@ class Fleet:
         self._factory = factory
         self._devices: dict[str, _Running] = {}
         self._links: dict[str, LinkSettings] = {}
-        self._host: HostSettings | None = None
+        self._host: tuple[HostSettings, str] | None = None
 
     @property
     def pollers(self) -> list[DevicePoller]:
@@ -115,7 +115,7 @@ class Fleet:
         for name in coming:
             self._start(wanted[name], config.state_dir)
         self._apply_links(config.links)
-        self._apply_host(config.host)
+        self._apply_host(config.host, config.state_dir)
         self.state.site_id, self.state.site_name = config.site.id, config.site.name
         return Changes(
             added=tuple(n for n in coming if n not in leaving),
@@ -172,13 +172,14 @@ class Fleet:
                 next_run_time=_soon(link.interval),
             )
 
-    def _apply_host(self, host: HostSettings) -> None:
-        if host == self._host:
+    def _apply_host(self, host: HostSettings, state_dir: str) -> None:
+        if (host, state_dir) == self._host:
             return
         if self._host is not None:
             self.scheduler.remove_job("host")
-        self._host = host
-        filesystems = list(host.filesystems)
+        self._host = (host, state_dir)
+        # state_dir's filesystem too: the battery history is lost when it fills up
+        filesystems = [*host.filesystems, state_dir]
 
         def refresh_host() -> None:
             self.state.host = read_host(filesystems)

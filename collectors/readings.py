@@ -125,3 +125,4 @@ class HostReading:
     boot_time_seconds: float
     filesystems: Mapping[str, tuple[float, float]]  # mountpoint -> (size, available) bytes
     network: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # nic -> (rx, tx)
+    clock_synchronized: bool | None = None  # kernel NTP state (adjtimex); None: cannot tell

@@ -162,6 +162,12 @@ def _host(out: Families, state: AgentState) -> None:
     out.gauge("host_boot_time_seconds", "Unix time the agent's box booted.", []).add_metric(
         [], host.boot_time_seconds
     )
+    if host.clock_synchronized is not None:
+        out.gauge(
+            "host_clock_synchronized",
+            "1 if the kernel says NTP keeps the box's clock synchronised (adjtimex), else 0.",
+            [],
+        ).add_metric([], float(host.clock_synchronized))
     size = out.gauge("host_filesystem_size_bytes", "Filesystem size.", ["mountpoint"])
     free = out.gauge("host_filesystem_available_bytes", "Filesystem space free.", ["mountpoint"])
     for path, (total, available) in sorted(host.filesystems.items()):
