@@ -61,6 +61,12 @@ def test_host_metrics_match_psutil_and_the_kernel(tmp_path: Path, state_on_tmpfs
         cpu_before = psutil.cpu_times()
         got = host_samples(port)
         cpu_after = psutil.cpu_times()
+        text = http_get(f"http://127.0.0.1:{port}/metrics").decode()
+        (pid,) = {c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.pid}
+        started = psutil.Process(pid).create_time()
+    # ErozgarAgentRestarting counts changes of the process start time.
+    (line,) = [x for x in text.splitlines() if x.startswith("erozgar_process_start_time_seconds ")]
+    assert float(line.split()[1]) == pytest.approx(started, abs=1)
     memory = psutil.virtual_memory()
     assert got[("erozgar_host_cpus", ())] == psutil.cpu_count()
     assert got[("erozgar_host_memory_total_bytes", ())] == memory.total
