@@ -179,10 +179,14 @@ def snmpsim_data() -> Path:
 
 @contextlib.contextmanager
 def serve_recordings(
-    files: Iterable[Path], wait_for: Callable[[dict[str, Recording]], list[SnmpPeer]], wait_s: float
+    files: Iterable[Path],
+    wait_for: Callable[[dict[str, Recording]], list[SnmpPeer]],
+    wait_s: float,
+    port: int | None = None,
 ) -> Iterator[dict[str, Recording]]:
     """snmpsim serving copies of `files` (.snmprec, or .snmprec.bz2 unpacked), each under its
-    file name as community, until the block ends."""
+    file name as community, until the block ends; on `port` to stand in for a device that
+    restarted (an earlier block's), else on a free one."""
     binary = require("snmpsim-command-responder")
     # snmpsim run as root drops to nobody, who must read the data and write the cache:
     # pytest's own tmp dirs are 0700, so use a world-readable one of our own.
@@ -192,7 +196,7 @@ def serve_recordings(
     data.mkdir(mode=0o755)
     cache.mkdir()
     cache.chmod(0o777)
-    port = free_udp_port()
+    port = port or free_udp_port()
     recordings: dict[str, Recording] = {}
     for path in files:
         name = path.name.removesuffix(".bz2").removesuffix(".snmprec")
