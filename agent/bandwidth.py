@@ -57,7 +57,7 @@ CONTRACT_MARGIN = 2.0
 DEFAULT_CAPACITY_BPS = 1e9
 # IANAifType values whose ifSpeed is a line rate: ethernetCsmacd, iso88023Csmacd, fastEther,
 # fastEtherFX, gigabitEthernet. PPP (23), tunnels (131), VLANs (135, 136), bridges (209),
-# propVirtual (53), LAGs (161) report 0 or a figure from the configuration.
+# propVirtual (53) and LAGs (161) report 0, a configured figure or a sum: no line rate.
 PHYSICAL_TYPES = frozenset({6, 7, 62, 69, 117})
 _UPTIME_WRAP = 1 << 32  # sysUpTime is TimeTicks: 32 bits of 1/100 s, 497.1 days
 _REFUSED = frozenset({"wrap_ambiguous", "counter_reset", "above_ceiling", "restart_implausible"})
@@ -206,7 +206,7 @@ def judge_counter(
         seconds = restart.seconds if restart.seconds and restart.seconds >= 1 else None
         return _Verdict(current, seconds, restart.reason)
     if bits == 32 and limit.capacity * elapsed > 1 << 32:
-        why = f"{elapsed:.0f} s between reads of a 32-bit counter: it may have wrapped twice"
+        why = f"{elapsed:.0f} s between reads: a 32-bit counter may have wrapped more than once"
         return _Verdict(reason="wrap_ambiguous", detail=_against(why, limit, "capacity"))
     delta = counter_delta(previous, current, bits)
     if delta is None:
