@@ -112,11 +112,23 @@ def render_sites(rows: list[tuple[str, str, str, str]], target: Path) -> Path:
     return target
 
 
-def scrape_config(fast_s: float, slow_s: float, target: str, extra_labels: dict[str, str]) -> str:
-    """deploy/vmagent/scrape.yml with shorter intervals, another target and target labels."""
+def scrape_config(
+    fast_s: float,
+    slow_s: float,
+    target: str,
+    extra_labels: dict[str, str],
+    shipped: str = "scrape.yml",
+    paths: dict[str, str] | None = None,
+) -> str:
+    """deploy/vmagent/`shipped` with shorter intervals, another target and target labels, and
+    each file path in `paths` (shipped path -> test path) replaced."""
     import yaml
 
-    config = yaml.safe_load((DEPLOY / "vmagent" / "scrape.yml").read_text())
+    text = (DEPLOY / "vmagent" / shipped).read_text()
+    for path, replacement in (paths or {}).items():
+        assert path in text, f"{shipped} names no {path}"
+        text = text.replace(path, replacement)
+    config = yaml.safe_load(text)
     config["global"]["scrape_interval"] = f"{slow_s:g}s"
     config["global"]["scrape_timeout"] = f"{min(slow_s, 10):g}s"
     for job in config["scrape_configs"]:
