@@ -2,8 +2,12 @@
 
 import logging
 
+import pytest
+
 from agent.power import PowerCheck
 from collectors.readings import UpsReading
+from exporters.families import Families
+from exporters.power import ups_families
 
 KNOWN = frozenset({"OL", "OB", "LB", "RB", "BYPASS", "OVER", "OFF", "TRIM", "BOOST"})
 
@@ -91,3 +95,26 @@ def test_test_and_calibration_flags_export_zero_when_known():
     )
     status = PowerCheck("ups").update(reading)
     assert status.flags["TEST"] == 0 and status.flags["CAL"] == 0
+
+
+def test_exported_state_is_one_hot_and_values_are_in_base_units():
+    reading = UpsReading(
+        values={"input.frequency": 49.9, "ups.efficiency": 95.0, "battery.health": 87.0,
+                "ups.realpower": 420.0, "battery.current": -1.5},
+        info={},
+        flags=frozenset({"OB", "TEST"}),
+        known_flags=KNOWN | {"TEST", "CAL"},
+    )  # fmt: skip
+    out = Families()
+    ups_families(out, "ups", PowerCheck("ups").update(reading))
+    found = {(s.name, s.labels.get("state")): s.value for f in out for s in f.samples}
+    assert [state for (name, state), v in found.items() if name.endswith("state") and v] == [
+        "self_test"
+    ]
+    assert sum(v for (name, _), v in found.items() if name == "erozgar_ups_power_state") == 1
+    assert found[("erozgar_ups_on_battery", None)] == 0
+    assert found[("erozgar_ups_input_frequency_hertz", None)] == 49.9
+    assert found[("erozgar_ups_efficiency_ratio", None)] == pytest.approx(0.95)
+    assert found[("erozgar_ups_battery_reported_health_ratio", None)] == pytest.approx(0.87)
+    assert found[("erozgar_ups_output_power_watts", None)] == 420.0
+    assert found[("erozgar_ups_battery_current_amperes", None)] == -1.5
