@@ -13,9 +13,11 @@ import itertools
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -431,3 +433,92 @@ def test_shipped_units_start_the_debian_binaries(unit: str) -> None:
     known = set(re.findall(r"^\s+-([\w.]+)", shown.stdout + shown.stderr, re.MULTILINE))
     for arg in argv[1:]:
         assert arg.lstrip("-").split("=", 1)[0] in known, arg
+
+
+@contextmanager
+def blackhole() -> Iterator[int]:
+    """A loopback TCP port whose accept queue is full: connects to it time out, as to a host
+    beyond a dead ISP line (a refused connect would prove the path)."""
+    with socket.socket() as server, socket.socket() as queued:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        queued.connect(("127.0.0.1", port))  # fills the queue; it is never accepted
+        yield port
+
+
+@pytest.mark.timeout(240)  # the shipped for: 1m of ErozgarWanLinkDown is most of it
+def test_isp_outage_during_a_power_cut_reaches_the_admin(loop: LoopThread, tmp_path: Path) -> None:
+    """Mains is lost (the UPS has charge) and the ISP line is dead while the router still
+    answers: through agent, vmagent, VictoriaMetrics, vmalert and Alertmanager the WAN-down
+    alert arrives with cause="isp" beside the on-battery one. The shipped inhibition used to
+    swallow it. Shortened intervals as in the mains test; `for:` and routing as shipped."""
+    ups = SimulatedUps("apc-smart-ups")
+    devices = small_site(loop, ups)
+    devices[0]["powered_by"] = "ups-rack"
+    vm = VictoriaMetrics(tmp_path)
+    vm.start()
+    sink = Sink()
+    am_port, vmalert_port, vmagent_port = free_tcp_port(), free_tcp_port(), free_tcp_port()
+    am_config = alertmanager_config(tmp_path, sink, group_wait="1s")
+    sites = [("TST-ISP", "ISP Test Centre", "test", "admin.isp@example.pk")]
+    try:
+        with blackhole() as dead:
+            config = agent_config("TST-ISP", tmp_path, devices)
+            config["links"] = [
+                {
+                    "name": "ptcl",
+                    "device": "core-router",
+                    "interface": "ether1",
+                    "interval": 2,
+                    "count": 2,
+                    "spacing": 0.1,
+                    "timeout": 0.5,
+                    "targets": [{"name": "gateway", "address": "127.0.0.1", "tcp_port": dead}],
+                }
+            ]
+            with (
+                agent_process(config, tmp_path, 2) as agent_port,
+                running(
+                    alertmanager_command(am_config, tmp_path, am_port),
+                    tmp_path / "am.log",
+                    f"http://127.0.0.1:{am_port}/-/ready",
+                ),
+                running(
+                    vmalert_command(
+                        tmp_path, vm, f"http://127.0.0.1:{am_port}", vmalert_port, FAST_S, sites
+                    ),
+                    tmp_path / "vmalert.log",
+                    f"http://127.0.0.1:{vmalert_port}/health",
+                ),
+                running(
+                    vmagent_command(
+                        tmp_path,
+                        f"{vm.url}/api/v1/write",
+                        "TST-ISP",
+                        scrape_config(FAST_S, SLOW_S, f"127.0.0.1:{agent_port}", {}),
+                        vmagent_port,
+                    ),
+                    tmp_path / "vmagent.log",
+                    f"http://127.0.0.1:{vmagent_port}/health",
+                ),
+            ):
+                loop.call(lambda: ups.set_mains(False))
+                on_battery = sink.wait_for(firing("ErozgarUpsOnBattery", "site-admin"), 60)
+                assert on_battery is not None, (tmp_path / "vmalert.log").read_text()[-2000:]
+                # for: 1m as shipped, then group_wait
+                noc = sink.wait_for(firing("ErozgarWanLinkDown", "pseb-noc"), 120)
+                admin = sink.wait_for(firing("ErozgarWanLinkDown", "site-admin"), 10)
+                stored = vm.query('erozgar_wan_down_cause{site="TST-ISP"}')
+    finally:
+        vm.stop()
+        sink.close()
+    assert [r["metric"]["cause"] for r in stored] == ["isp"]
+    for got in (noc, admin):
+        assert got is not None, (tmp_path / "am.log").read_text()[-2000:]
+        (alert,) = [a for a in got[1]["alerts"] if a["labels"]["alertname"] == "ErozgarWanLinkDown"]
+        assert alert["labels"]["cause"] == "isp" and alert["labels"]["link"] == "ptcl"
+        assert alert["annotations"]["summary"] == (
+            "TST-ISP: internet link ptcl is down (the ISP: the router answers, the line beyond "
+            "it does not)"
+        )
