@@ -186,6 +186,11 @@ def test_credentials_dropin_verifies_with_the_vmagent_unit(tmp_path: Path) -> No
     security rating stays what it was (credentials add no privilege)."""
     analyze = require("systemd-analyze")
     unit = DEPLOY / "systemd" / "erozgar-vmagent.service"
+    # Every file vmagent reads comes as a credential: its dynamic user cannot read
+    # /etc/erozgar-agent (0750 root:erozgar), where the scrape config is installed.
+    text = unit.read_text()
+    assert "-promscrape.config=%d/vmagent-scrape.yml" in text
+    assert "LoadCredential=vmagent-scrape.yml:/etc/erozgar-agent/vmagent-scrape.yml" in text
     (tmp_path / unit.name).write_text(unit.read_text())
     dropins = tmp_path / "erozgar-vmagent.service.d"
     dropins.mkdir()
