@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import time
 from pathlib import Path
 
 from collectors.modbus.collector import ModbusCollector
@@ -167,7 +168,7 @@ async def serve(
     service = ServiceCheck()
 
     async def judge_service() -> None:  # on the loop, where the pollers write the state
-        state.service = service.update(site_view(state, reloader.config))
+        state.service = service.update(site_view(state, reloader.config), time.monotonic())
 
     scheduler.add_job(judge_service, "interval", seconds=_SERVICE_SECONDS, id="service")
     server = MetricsServer(

@@ -24,15 +24,16 @@ What the agent sees, and what it concludes:
   the ISP's unless every UPS of the site has run out.
 
 The site-wide view, `ServiceStatus.active`, says per cause whether any loss of that cause is
-going on; `losses` counts how often each went from none to some (one power cut that darkens
-three switches is one power loss; two ISPs failing together are one ISP loss).
+going on; `counts` says how often each went from none to some for at least SETTLE_SECONDS (one
+power cut that darkens three switches is one power loss; two ISPs failing together are one ISP
+loss). ServiceCheck also keeps a device the cut darkened "power" while it boots.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -47,6 +48,12 @@ CAUSES: tuple[Cause, ...] = ("power", "isp", "lan")
 MAINS = "mains"  # powered_by: no UPS between the device and the grid
 # Below this charge a UPS on battery has nothing left, whether or not it raised LB.
 EMPTY_CHARGE_PERCENT = 1.0
+# A cause's episode is counted once it has lasted this long (ServiceCheck): longer than a UPS
+# poll (5 s, SNMP 15 s) and its timeout, so a cause still settling is not a loss on record.
+SETTLE_SECONDS = 20.0
+# How long a device the cut darkened may stay silent after mains returns before its silence is
+# the LAN's: routers and switches boot in one to five minutes.
+BOOT_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,18 +200,45 @@ def classify(view: SiteView) -> tuple[Loss, ...]:
 
 
 class ServiceCheck:
-    """Per site: the losses going on, counts per cause, and one log line per change."""
+    """Per site: the losses going on, counts per cause, and one log line per change.
 
-    def __init__(self) -> None:
+    Two things the latest view alone gets wrong, so this check remembers:
+
+    - A device the cut darkened stays dark for minutes after mains returns (a router boots in
+      one to five); judged afresh it would be "lan" as soon as its UPS is back on mains. Its
+      loss stays "power" while it is still silent, for up to `boot_seconds` after the cut
+      stopped explaining it. Once it answers, the loss ends (or, for a WAN path whose router
+      answers but whose line is still dead, becomes the ISP's).
+    - Evidence arrives poll by poll: a router that dies with its UPS may time out before the
+      UPS's next reading shows the battery gone, so for a few seconds the loss looks like the
+      LAN's. A cause's episode is counted once it has lasted `settle_seconds` (longer than a
+      UPS poll and its timeout), so such a flicker, or an ISP blip, is not a loss on record.
+    """
+
+    def __init__(
+        self, settle_seconds: float = SETTLE_SECONDS, boot_seconds: float = BOOT_SECONDS
+    ) -> None:
+        self.settle_seconds = settle_seconds
+        self.boot_seconds = boot_seconds
         self._current: dict[tuple[str, str, str, str], Loss] = {}
+        self._unexplained: dict[tuple[str, str, str, str], float] = {}  # key -> since (mono)
+        self._episode: dict[str, float] = {}  # cause -> monotonic start of its episode
+        self._counted: set[str] = set()  # causes whose current episode is counted
         self._counts = dict.fromkeys(CAUSES, 0)
 
-    def update(self, view: SiteView) -> ServiceStatus:
-        losses = classify(view)
-        before = {loss.cause for loss in self._current.values()}
-        now = {loss.cause for loss in losses}
-        for cause in now - before:
-            self._counts[cause] += 1
+    def update(self, view: SiteView, now: float) -> ServiceStatus:
+        """`now`: monotonic seconds."""
+        losses = tuple(self._still_dark(loss, now) for loss in classify(view))
+        active = {loss.cause for loss in losses}
+        for cause in CAUSES:
+            if cause not in active:
+                self._episode.pop(cause, None)
+                self._counted.discard(cause)
+                continue
+            start = self._episode.setdefault(cause, now)
+            if cause not in self._counted and now - start >= self.settle_seconds:
+                self._counted.add(cause)
+                self._counts[cause] += 1
         current = {loss.key: loss for loss in losses}
         for key, loss in current.items():
             old = self._current.get(key)
@@ -215,12 +249,24 @@ class ServiceCheck:
         for key, loss in self._current.items():
             if key not in current:
                 log.info("service back: %s (was %s)", loss, loss.cause)
+                self._unexplained.pop(key, None)
         self._current = current
         return ServiceStatus(
             losses=losses,
-            active=MappingProxyType({cause: cause in now for cause in CAUSES}),
+            active=MappingProxyType({cause: cause in active for cause in CAUSES}),
             counts=MappingProxyType(dict(self._counts)),
         )
+
+    def _still_dark(self, loss: Loss, now: float) -> Loss:
+        """`loss`, or the power loss it was while its device has not answered since."""
+        old = self._current.get(loss.key)
+        if loss.cause != "lan" or old is None or old.cause != "power":
+            self._unexplained.pop(loss.key, None)
+            return loss
+        since = self._unexplained.setdefault(loss.key, now)
+        if now - since >= self.boot_seconds:
+            return loss
+        return replace(loss, cause="power", why=f"dark since the power cut ({loss.why})")
 
 
 def _ups_status(status: object) -> UpsStatus | None:

@@ -7,6 +7,7 @@ import pytest
 from agent.service import (
     Equipment,
     ServiceCheck,
+    ServiceStatus,
     SiteView,
     Supply,
     WanPath,
@@ -130,22 +131,29 @@ def view(supply: Supply, router_up: bool, probes_up: bool) -> SiteView:
     return SiteView((supply,), (router(router_up), Equipment("ups-rack", True, ups=True)), (path,))
 
 
-def test_check_counts_each_cause_once_per_episode_and_logs_changes(
+def causes(status: ServiceStatus) -> dict[str, str]:
+    return {str(loss): loss.cause for loss in status.losses}
+
+
+def test_check_counts_each_cause_once_per_settled_episode_and_logs_changes(
     caplog: pytest.LogCaptureFixture,
 ):
-    check = ServiceCheck()
+    check = ServiceCheck(settle_seconds=20, boot_seconds=600)
     with caplog.at_level(logging.INFO, logger="agent.service"):
-        quiet = check.update(view(ON_MAINS, True, True))
-        isp = check.update(view(ON_BATTERY, True, False))
-        check.update(view(ON_BATTERY, True, False))  # the same loss: no new count, no log
-        power = check.update(view(LOW, False, False))  # the battery ran out, router dark
-        back = check.update(view(ON_MAINS, True, True))
-        again = check.update(view(ON_MAINS, True, False))
+        quiet = check.update(view(ON_MAINS, True, True), now=0)
+        isp = check.update(view(ON_BATTERY, True, False), now=10)
+        check.update(view(ON_BATTERY, True, False), now=35)  # settled: counted, not logged
+        power = check.update(view(LOW, False, False), now=40)  # battery ran out, router dark
+        check.update(view(LOW, False, False), now=70)
+        back = check.update(view(ON_MAINS, True, True), now=300)
+        blip = check.update(view(ON_MAINS, True, False), now=310)  # 5 s of ISP loss: no count
+        after = check.update(view(ON_MAINS, True, True), now=315)
     assert dict(quiet.active) == {"power": False, "isp": False, "lan": False}
     assert dict(isp.active) == {"power": False, "isp": True, "lan": False}
     assert dict(power.active) == {"power": True, "isp": False, "lan": False}
-    assert dict(back.active) == {"power": False, "isp": False, "lan": False}
-    assert dict(again.counts) == {"power": 1, "isp": 2, "lan": 0}
+    assert dict(back.active) == dict(quiet.active)
+    assert dict(blip.active) == {"power": False, "isp": True, "lan": False}
+    assert dict(after.counts) == {"power": 1, "isp": 1, "lan": 0}
     assert [r.getMessage() for r in caplog.records] == [
         "service lost: ptcl (core-router ether1), cause isp: its probes get no answer while "
         "core-router answers (it has power and the LAN works)",
@@ -156,4 +164,33 @@ def test_check_counts_each_cause_once_per_episode_and_logs_changes(
         "service back: core-router (was power)",
         "service lost: ptcl (core-router ether1), cause isp: its probes get no answer while "
         "core-router answers (it has power and the LAN works)",
+        "service back: ptcl (core-router ether1) (was isp)",
     ]
+
+
+def test_a_router_the_cut_darkened_stays_power_while_it_boots_then_is_the_lan():
+    check = ServiceCheck(settle_seconds=20, boot_seconds=600)
+    check.update(view(LOW, False, False), now=0)
+    booting = check.update(view(ON_MAINS, False, False), now=100)  # mains back, still dark
+    assert causes(booting) == {"ptcl (core-router ether1)": "power", "core-router": "power"}
+    assert booting.losses[1].why == "dark since the power cut (its UPS ups-rack is on mains)"
+    stuck = check.update(view(ON_MAINS, False, False), now=700)  # 10 minutes on: not booting
+    assert causes(stuck) == {"ptcl (core-router ether1)": "lan", "core-router": "lan"}
+    # A router that boots while the line stays dead: the ISP's, at once.
+    check = ServiceCheck(settle_seconds=20, boot_seconds=600)
+    check.update(view(LOW, False, False), now=0)
+    booted = check.update(view(ON_MAINS, True, False), now=100)
+    assert causes(booted) == {"ptcl (core-router ether1)": "isp"}
+
+
+def test_a_router_dying_a_poll_before_its_ups_reads_empty_is_not_a_lan_loss_on_record():
+    """The router times out while the UPS's latest reading still shows charge: "lan" for one
+    UPS poll, then "power". Only the power loss is counted."""
+    check = ServiceCheck(settle_seconds=20, boot_seconds=600)
+    check.update(view(ON_BATTERY, True, True), now=0)
+    early = check.update(view(ON_BATTERY, False, False), now=1)
+    assert set(causes(early).values()) == {"lan"}
+    later = check.update(view(SILENT_ON_BATTERY, False, False), now=6)
+    assert set(causes(later).values()) == {"power"}
+    done = check.update(view(SILENT_ON_BATTERY, False, False), now=60)
+    assert dict(done.counts) == {"power": 1, "isp": 0, "lan": 0}
