@@ -56,9 +56,10 @@ CONTRACT_MARGIN = 2.0
 # The capacity of a port when neither the config nor any port of the device gives a speed.
 DEFAULT_CAPACITY_BPS = 1e9
 # IANAifType values whose ifSpeed is a line rate: ethernetCsmacd, iso88023Csmacd, fastEther,
-# fastEtherFX, gigabitEthernet. PPP (23), tunnels (131), VLANs (135, 136), bridges (209),
-# propVirtual (53) and LAGs (161) report 0, a configured figure or a sum: no line rate.
-PHYSICAL_TYPES = frozenset({6, 7, 62, 69, 117})
+# fastEtherFX, gigabitEthernet, and ieee8023adLag (161: the sum of its members' line rates,
+# which it can carry). PPP (23), tunnels (131), VLANs (135, 136), bridges (209) and
+# propVirtual (53) report 0 or a configured figure: no line rate.
+PHYSICAL_TYPES = frozenset({6, 7, 62, 69, 117, 161})
 _UPTIME_WRAP = 1 << 32  # sysUpTime is TimeTicks: 32 bits of 1/100 s, 497.1 days
 _REFUSED = frozenset({"wrap_ambiguous", "counter_reset", "above_ceiling", "restart_implausible"})
 
@@ -77,7 +78,9 @@ class InterfaceStatus:
     transmit_bytes_total: int | None
     receive_bps: float | None
     transmit_bps: float | None
-    receive_capacity_bps: float | None  # the contract (config) or the port speed
+    # the contract (config), else a physical port's speed; none for a tunnel, VLAN or PPPoE
+    # session without a contract: their ifSpeed is 0 or made up, so utilisation would be too
+    receive_capacity_bps: float | None
     transmit_capacity_bps: float | None
     in_errors: int | None
     out_errors: int | None
@@ -290,6 +293,7 @@ class BandwidthCheck:
                            ceiling(sample, up, fastest), restart, verdicts)  # fmt: skip
         self._note(sample.name, verdicts, conditions)
         same_run = previous is not None and restart is None
+        line_rate = sample.speed_bps if sample.speed_bps and is_physical(sample) else None
         status = InterfaceStatus(
             name=sample.name,
             role=setting.role if setting else "lan",
@@ -301,8 +305,8 @@ class BandwidthCheck:
             transmit_bytes_total=tx.total if tx else None,
             receive_bps=rx.rate_bps if rx else None,
             transmit_bps=tx.rate_bps if tx else None,
-            receive_capacity_bps=down * 1e6 if down else sample.speed_bps or None,
-            transmit_capacity_bps=up * 1e6 if up else sample.speed_bps or None,
+            receive_capacity_bps=down * 1e6 if down else line_rate,
+            transmit_capacity_bps=up * 1e6 if up else line_rate,
             in_errors=sample.in_errors,
             out_errors=sample.out_errors,
             in_discards=sample.in_discards,

@@ -112,7 +112,7 @@ def interface_families(out: Families, device: str, i: InterfaceStatus) -> None:
         if capacity:
             out.gauge(
                 "interface_capacity_bytes_per_second",
-                "Contracted rate from the config, else the port speed.",
+                "Contracted rate from the config, else the speed of a physical port.",
                 [*labels, "direction"],
             ).add_metric([*key, direction], capacity / 8)
         out.counter(
@@ -124,7 +124,7 @@ def interface_families(out: Families, device: str, i: InterfaceStatus) -> None:
         if utilization is not None:
             out.gauge(
                 "interface_utilization_ratio",
-                "Rate as a share of the contracted rate (or port speed).",
+                "Rate as a share of the contracted rate (or physical port speed).",
                 [*labels, "direction"],
             ).add_metric([*key, direction], utilization)
     for metric, values in (

@@ -253,6 +253,10 @@ def test_a_tunnels_made_up_speed_is_raised_to_the_fastest_physical_port():
     check.update(device(1000, ether(), tunnel), now=0.0)
     ports = check.update(device(2000, ether(), replace(tunnel, in_octets=12_500_000)), now=10.0)
     assert by_name(ports)["Tunnel0"].receive_bps == 10e6
+    # ... and its made-up speed is no capacity: 10 Mb/s is not "100 times full", saturated
+    assert by_name(ports)["Tunnel0"].receive_capacity_bps is None
+    assert by_name(ports)["Tunnel0"].utilization("receive") is None
+    assert by_name(ports)["Tunnel0"].receive_saturated_seconds == 0.0
 
 
 def test_cleared_32bit_counter_is_a_reset_not_a_wrap():
