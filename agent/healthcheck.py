@@ -391,7 +391,33 @@ def _battery_step(name: str, reading: UpsReading) -> Step:
             f"on battery now; {seen}",
             "mains is off or the input is out of range: check the UPS input",
         )
+    if status.state in _STATE_STEPS:
+        result, what, hint = _STATE_STEPS[status.state]
+        return Step("battery", result, f"{what}; {seen}", hint)
     return Step("battery", "PASS", f"on mains; {seen}")
+
+
+# What the UPS is doing when it is neither on mains nor on battery for a cut (agent/power.py
+# power_state): a self-test is no fault, but its figures are not the on-mains ones.
+_STATE_STEPS = {
+    "self_test": ("WARN", "battery self-test running", "run check again when the test is over"),
+    "calibration": (
+        "WARN",
+        "runtime calibration running",
+        "run check again when the calibration is over (it discharges the battery)",
+    ),
+    "bypass": (
+        "WARN",
+        "on bypass: the load runs on raw mains, unprotected",
+        "take the UPS off bypass (front panel or its network card); if it went there by "
+        "itself, it reports a fault or overload: see its log",
+    ),
+    "off": (
+        "FAIL",
+        "UPS output is off: the load has no power from it",
+        "switch the UPS output on (front panel or its network card)",
+    ),
+}
 
 
 async def check_link(link: LinkSettings) -> DeviceVerdict:
