@@ -97,10 +97,15 @@ def _agent_info(out: Families, state: AgentState) -> None:
 
 
 def _snapshot_families(out: Families, device: DeviceState) -> None:
-    """Families that change only when a poll replaces the device's status or battery report."""
-    if isinstance(device.status, RouterStatus):
+    """Families that change only when a poll replaces the device's status or battery report.
+
+    What the device reported is exported only while it answers: a silent router's last port
+    states and rates are not true now (its WAN port "down" would alert on a dead router). The
+    agent's own ledgers (outages, battery health) stay; counters resume where they were.
+    """
+    if isinstance(device.status, RouterStatus) and device.up:
         router_families(out, device.name, device.status)
-        if device.status.ups is not None and device.up:  # a UPS network card
+        if device.status.ups is not None:  # a UPS network card
             ups_families(out, device.name, device.status.ups)
     elif isinstance(device.status, UpsStatus) and device.up:
         ups_families(out, device.name, device.status)

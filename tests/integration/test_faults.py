@@ -208,6 +208,12 @@ def survive(
         time.sleep(1.5)  # a few more polls of everyone during the fault
         found = centre.metrics()
         assert up(found, device, kind) == 0
+        # What the silent device last said is not true now: none of it is exported.
+        reported = "erozgar_interface_" if kind == "snmp" else "erozgar_ups_status"
+        stale = [
+            n for n, labels in found if n.startswith(reported) and ("device", device) in labels
+        ]
+        assert not stale, stale
         for other_kind, other in good.items():
             assert up(found, other, other_kind) == 1, other
             assert errors(found, other) == good_errors[other], f"{other} noticed {device}'s fault"
