@@ -60,8 +60,9 @@ def _link_entries(state: AgentState) -> list[dict[str, Any]]:
                     "interface": port.name,
                     "up": up,
                     "active": active == port.name,
-                    "receive_bps": port.receive_bps,
-                    "transmit_bps": port.transmit_bps,
+                    # a silent router's last rates are not true now (as on /metrics)
+                    "receive_bps": port.receive_bps if device.up else None,
+                    "transmit_bps": port.transmit_bps if device.up else None,
                     "receive_capacity_bps": port.receive_capacity_bps,
                     "transmit_capacity_bps": port.transmit_capacity_bps,
                     "probe_loss_ratio": _loss(link) if link else None,
@@ -97,6 +98,8 @@ def _ups_entry(device: DeviceState) -> dict[str, Any]:
     status = device.status if isinstance(device.status, UpsStatus) else None
     if isinstance(device.status, RouterStatus):  # a UPS network card over SNMP
         status = device.status.ups
+    if not device.up:  # what a silent UPS last said is not true now (as on /metrics)
+        status = None
     values = status.values if status else {}
     battery = device.battery
     return {

@@ -58,3 +58,13 @@ def test_ups_in_self_test_is_shown_as_a_self_test_not_a_cut():
     page = render_page(state, now=1000.0)
     assert "Self-test" in page and "On battery" not in page
     assert status_document(state)["ups"][0]["power_state"] == "self_test"
+
+
+def test_a_silent_ups_shows_no_stale_charge_only_its_ledger():
+    state = AgentState("S-1", "Centre", "1.0")
+    device = ups_state("SMT1500", on_battery=True)
+    device.up, device.reason = False, "timeout"
+    state.devices["ups-1"] = device
+    ups = status_document(state, now=1005.0)["ups"][0]
+    assert (ups["on_battery"], ups["charge_percent"], ups["runtime_seconds"]) == (None, None, None)
+    assert "charge 64%" not in render_page(state, now=1005.0)
