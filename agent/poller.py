@@ -100,7 +100,8 @@ class DevicePoller:
         async with self._lock:
             started = time.monotonic()
             try:
-                reading = await asyncio.wait_for(self.collector.poll(), self.budget_seconds)
+                async with asyncio.timeout(self.budget_seconds):  # in this task: see community.py
+                    reading = await self.collector.poll()
                 self.judge.apply(reading, time.monotonic(), self.state)
             except PollError as exc:
                 self._failed(exc.reason, str(exc))

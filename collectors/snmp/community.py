@@ -169,7 +169,11 @@ class CommunityTransport:
                     return self._varbinds(answer, oids)
                 endpoint.waiter = loop.create_future()
                 try:
-                    await asyncio.wait_for(endpoint.waiter, left)
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for turns a cancel that
+                    # meets its own timeout into TimeoutError, and this poll would then end in
+                    # a PollError nobody awaits ("Task exception was never retrieved").
+                    async with asyncio.timeout(left):
+                        await endpoint.waiter
                 except TimeoutError:
                     break
                 finally:
