@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from agent.poller import DevicePoller, UpsJudge
 from agent.state import AgentState
 from exporters.prometheus import AgentCollector
 
@@ -23,6 +24,9 @@ VOLATILE = (
     "erozgar_device_uptime_seconds",
     "erozgar_snmp_poll_",
 )
+# The wall clock a UPS's battery reads for its calendar maths (design life used since
+# battery.date), so a golden file does not age: 2026-01-01T00:00:00Z.
+GOLDEN_WALL = 1767225600.0
 
 
 def device_exposition(state: AgentState, device: str) -> str:
@@ -35,6 +39,18 @@ def device_exposition(state: AgentState, device: str) -> str:
         if f'device="{device}"' in line and not line.startswith(VOLATILE)
     ]
     return "\n".join(sorted(lines)) + "\n"
+
+
+async def poll_once(poller: DevicePoller, state: AgentState, device: str) -> str:
+    """One poll by a daemon-built poller (a UPS's battery at GOLDEN_WALL); the exposition."""
+    if isinstance(poller.judge, UpsJudge):
+        poller.judge.battery.wall = lambda: GOLDEN_WALL
+    try:
+        await poller.poll()
+    finally:
+        await poller.close()
+    assert state.devices[device].up, state.devices[device].message
+    return device_exposition(state, device)
 
 
 def assert_golden(expected: Path, got: str) -> None:
