@@ -13,9 +13,10 @@ reach the collector exactly as they would off the wire.
 What an agent does (RFC 3416 4.2): GET answers noSuchInstance for an OID not recorded whose
 parent has recorded OIDs, noSuchObject otherwise; GETNEXT the next recorded OID in lexicographic
 order, whatever the file's order, and endOfMibView after the last; GETBULK up to max-repetitions
-rows of GETNEXT, cut to `max_varbinds` varbinds (snmpsim 1.2.2, through pysnmp, answers at most
-64) and ended after a row that is all endOfMibView. SNMPv1 has no GETBULK (the transport walks
-by GETNEXT) and no Counter64: a v1 agent skips those objects (RFC 2576 4.1.2.1).
+rows of GETNEXT, cut to whole rows within `max_varbinds` varbinds but at least one row (snmpsim
+1.2.2, through pysnmp, answers at most 64) and ended after a row that is all endOfMibView.
+SNMPv1 has no GETBULK (the transport walks by GETNEXT) and no Counter64: a v1 agent skips those
+objects (RFC 2576 4.1.2.1).
 
 The .snmprec format as snmpsim reads it: one `OID|TAG|VALUE` per line, blank and `#` lines
 skipped, each line stripped, bytes read as ISO-8859-1 (so a plain value is its own bytes). TAG
