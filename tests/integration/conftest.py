@@ -18,12 +18,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import NoReturn
 
 import pytest
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
 from pysnmp.proto import api
+
+from tests.snmp_replay import RECORDINGS, Recording, SnmpPeer, recording_name, recording_path
 
 HOST = "127.0.0.1"
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
@@ -32,48 +34,6 @@ INSTALL_HINTS = {
     "snmpsim-command-responder": "pip install snmpsim==1.2.2 snmpsim-data==1.0.1 "
     "(and apt-get install -y python3-gdbm)",
 }
-# snmpsim 1.2.2 answers at most 64 varbinds per GETBULK: its --max-var-binds sets an attribute
-# that pysnmp 7 renamed (cmdrsp.BulkCommandResponder.max_varbinds), so the flag has no effect.
-SNMPSIM_MAX_VAR_BINDS = 64
-RECORDINGS = (
-    "network/switch/cisco-c3560",
-    "network/firewall/legend-holdings-firewall",  # 32-bit counters only, no ifName
-    "network/router/juniper-mx960-12-3r6-6",
-    "network/wifi/ubiquiti-m5",  # 32-bit counters only
-    # the real-device acceptance set (tests/fixtures/snmp/<name>/expected.prom)
-    "network/switch/cisco-c3750",  # some ports 32-bit only
-    "network/router/huawei-s5720",
-    "network/switch/h3c-comware-7-1-075",
-    "network/switch/zte-zrx10",  # 222 interfaces
-    "network/firewall/paloalto-pa-5000",
-    "network/firewall/topsec-ngfw4000-uf",  # 108 interfaces, 32-bit only
-    "network/wifi/sangfor-wac-2",  # 32-bit only
-    "network/wifi/aruba-7210",
-    "network/router/vyatta-unknown",
-    # UPS over SNMP (tests/fixtures/snmp-ups/<name>/expected.yaml); the APC ones are PDUs
-    "UPS/eaton-93e-80",
-    "UPS/huawei-gse200m",
-    "UPS/phoenixtec-power",
-    "UPS/eastpower-istars-swv053",
-    "UPS/emerson-network-power",
-    "UPS/vertiv-power",
-    "UPS/apc-7902b",
-    "UPS/apc-8641",
-    "UPS/apc-8932",
-)
-
-
-class SnmpPeer(NamedTuple):
-    host: str
-    port: int
-    community: str
-
-
-class Recording(NamedTuple):
-    """One snmpsim recording as served: the peer to poll and the .snmprec file it serves."""
-
-    peer: SnmpPeer
-    path: Path
 
 
 def require(binary: str) -> str:
@@ -199,7 +159,7 @@ def serve_recordings(
     port = port or free_udp_port()
     recordings: dict[str, Recording] = {}
     for path in files:
-        name = path.name.removesuffix(".bz2").removesuffix(".snmprec")
+        name = recording_name(path)
         target = data / f"{name}.snmprec"
         raw = path.read_bytes()
         target.write_bytes(bz2.decompress(raw) if path.suffix == ".bz2" else raw)
@@ -224,12 +184,7 @@ def serve_recordings(
 @pytest.fixture(scope="session")
 def snmpsim() -> Iterator[dict[str, Recording]]:
     """snmpsim serving RECORDINGS; keyed (and community) by file name, e.g. "cisco-c3560"."""
-    source = snmpsim_data()
-
-    def packed_or_plain(relative: str) -> Path:  # a few (the APC ones) ship uncompressed
-        packed = source / f"{relative}.snmprec.bz2"
-        return packed if packed.exists() else source / f"{relative}.snmprec"
-
-    files = [packed_or_plain(relative) for relative in RECORDINGS]
+    snmpsim_data()  # skip, or fail in CI, without snmpsim-data
+    files = [recording_path(relative) for relative in RECORDINGS]
     with serve_recordings(files, lambda served: [r.peer for r in served.values()], 120) as served:
         yield served

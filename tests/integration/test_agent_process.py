@@ -16,7 +16,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from agent.simulators.ups import SimulatedUps
+from collectors.snmp.collector import IF_NAME
+from tests.snmp_replay import load
 
 from .conftest import Recording, SnmpPeer, free_udp_port, require
 
@@ -75,17 +76,6 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 def get(found: dict, name: str, **labels: str) -> float | None:
     return found.get((name, frozenset(labels.items())))
-
-
-def recorded_if_names(recording: Path) -> set[str]:
-    """ifName values of a .snmprec file (type 4 = string, 4x = hex-encoded string)."""
-    names = set()
-    for line in recording.read_text(errors="replace").splitlines():
-        oid, _, rest = line.partition("|")
-        if oid.startswith("1.3.6.1.2.1.31.1.1.1.1."):
-            kind, _, value = rest.partition("|")
-            names.add(bytes.fromhex(value).decode() if kind == "4x" else value)
-    return names
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +193,7 @@ def test_recorded_devices_show_their_real_interfaces(agent, centre):
         for name, labels in found
         if name == "erozgar_interface_oper_up" and ("device", "switch-c3560") in labels
     }
-    assert exported == recorded_if_names(c3560)
+    assert exported == set(load(c3560).column(IF_NAME).values())
     assert len(exported) == 57
     # The firewall has 32-bit counters only and no ifName: ports named by ifDescr, totals kept.
     firewall = ("device", "firewall-32bit")

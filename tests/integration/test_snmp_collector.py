@@ -8,7 +8,6 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -16,22 +15,22 @@ import pytest
 from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from collectors.readings import InterfaceSample, PollError, SnmpReading
 from collectors.snmp.client import SnmpSessions
-from collectors.snmp.collector import NAME_COLUMNS, SnmpCollector
-from tests.integration.conftest import (
-    HOST,
-    SNMPSIM_MAX_VAR_BINDS,
-    Recording,
-    SnmpPeer,
-    free_udp_port,
+from collectors.snmp.collector import (
+    IF_DESCR,
+    IF_HC_IN_OCTETS,
+    IF_IN_OCTETS,
+    IF_NAME,
+    NAME_COLUMNS,
+    SnmpCollector,
 )
+from tests.integration.conftest import HOST, Recording, SnmpPeer, free_udp_port
+from tests.snmp_replay import SNMPSIM_MAX_VAR_BINDS, load
 
 pytestmark = pytest.mark.integration
 
-IF_ENTRY = "1.3.6.1.2.1.2.2.1."
-IFX_ENTRY = "1.3.6.1.2.1.31.1.1.1."
+IF_INDEX = "1.3.6.1.2.1.2.2.1.1"
 T = TypeVar("T")
 Truth = tuple[int, int]
-NUMERIC_TYPES = {"2", "65", "66", "67", "70"}  # snmprec tags: Integer, Counter32/Gauge32/...
 
 
 def poll(peer: SnmpPeer, **options: object) -> SnmpReading:
@@ -115,33 +114,6 @@ def test_unknown_host_name_is_unreachable() -> None:
 # --- snmpsim: recordings of real devices ------------------------------------------------------
 
 
-def read_snmprec(path: Path) -> dict[str, int | str | bytes]:
-    """The IF-MIB part of a .snmprec file: {oid: value}; hex (4x) decoded, numbers as int."""
-    values: dict[str, int | str | bytes] = {}
-    for line in path.read_text().splitlines():
-        oid, _, rest = line.partition("|")
-        kind, _, value = rest.partition("|")
-        if not (oid.startswith(IF_ENTRY) or oid.startswith(IFX_ENTRY)):
-            continue
-        if kind.endswith("x"):
-            raw = bytes.fromhex(value)
-            try:
-                values[oid] = raw.decode()
-            except UnicodeDecodeError:
-                values[oid] = raw
-        elif kind in NUMERIC_TYPES:
-            values[oid] = int(value)
-        else:
-            values[oid] = value
-    return values
-
-
-def column(values: dict[str, int | str | bytes], prefix: str) -> dict[int, int | str | bytes]:
-    return {
-        int(oid[len(prefix) :]): value for oid, value in values.items() if oid.startswith(prefix)
-    }
-
-
 @pytest.mark.parametrize(
     ("name", "bits"),
     [
@@ -153,12 +125,12 @@ def column(values: dict[str, int | str | bytes], prefix: str) -> dict[int, int |
 )
 def test_snmpsim_recording(snmpsim: dict[str, Recording], name: str, bits: int) -> None:
     recording = snmpsim[name]
-    values = read_snmprec(recording.path)
-    indexes = set(column(values, IF_ENTRY + "1.")) | set(column(values, IF_ENTRY + "2."))
-    if_names = column(values, IFX_ENTRY + "1.")
-    if_descrs = column(values, IF_ENTRY + "2.")
-    hc_in = column(values, IFX_ENTRY + "6.")
-    in_32 = column(values, IF_ENTRY + "10.")
+    recorded = load(recording.path)
+    indexes = set(recorded.column(IF_INDEX)) | set(recorded.column(IF_DESCR))
+    if_names = recorded.column(IF_NAME)
+    if_descrs = recorded.column(IF_DESCR)
+    hc_in = recorded.column(IF_HC_IN_OCTETS)
+    in_32 = recorded.column(IF_IN_OCTETS)
 
     reading = poll(recording.peer)
 

@@ -1,19 +1,26 @@
 """Golden tests: a hand-written register image per device decodes to a hand-written reading.
 
 Every folder under tests/fixtures/modbus/ is a case: registers.yaml (profile name and a register
-image) and expected.yaml (values, info, flags, known_flags, invalid). A new UPS model is a
-profile plus a folder; no Python changes.
+image), expected.yaml (values, info, flags, known_flags, invalid) and expected.prom (the
+device's lines on /metrics after one poll of that image, tests/golden.py; EROZGAR_UPDATE_GOLDEN=1
+rewrites it). A new UPS model is a profile plus a folder; no Python changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 import yaml
 
+from agent.config import parse_config
+from agent.daemon import modbus_poller
+from agent.simulators.modbus_server import READ_HOLDING, ModbusTcpServer
+from agent.state import AgentState, DeviceState
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.profile import load_profile
+from tests.golden import assert_golden, poll_once
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "modbus"
 CASES = sorted(path for path in FIXTURES.iterdir() if path.is_dir())
@@ -23,13 +30,9 @@ def test_there_are_golden_cases() -> None:
     assert CASES, f"no fixture folders under {FIXTURES}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_register_image_decodes_to_expected_reading(case: Path) -> None:
-    registers = yaml.safe_load((case / "registers.yaml").read_text(encoding="utf-8"))
-    expected = yaml.safe_load((case / "expected.yaml").read_text(encoding="utf-8"))
+def register_image(registers: dict) -> dict[tuple[str, int], int]:
+    """The case's registers as the device answers them: whole profile blocks, unlisted ones 0."""
     profile = load_profile(registers["profile"])
-
-    # A device answers whole blocks; registers the fixture does not list read as 0.
     image = {
         (block.table, address): 0
         for block in profile.blocks
@@ -40,8 +43,19 @@ def test_register_image_decodes_to_expected_reading(case: Path) -> None:
             assert (table, address) in image, f"{table} {address} is outside every block"
             assert 0 <= word <= 0xFFFF, f"{table} {address}: {word} is not a 16-bit word"
             image[(table, address)] = word
+    return image
 
-    reading = DecodePlan(profile).decode(image)
+
+def read_case(case: Path, name: str) -> dict:
+    return yaml.safe_load((case / name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_register_image_decodes_to_expected_reading(case: Path) -> None:
+    registers, expected = read_case(case, "registers.yaml"), read_case(case, "expected.yaml")
+    profile = load_profile(registers["profile"])
+
+    reading = DecodePlan(profile).decode(register_image(registers))
 
     assert dict(reading.values) == pytest.approx(expected["values"])
     assert set(reading.values) == set(expected["values"])
@@ -50,3 +64,33 @@ def test_register_image_decodes_to_expected_reading(case: Path) -> None:
     assert reading.known_flags == frozenset(expected["known_flags"])
     assert list(reading.invalid) == expected["invalid"]
     assert reading.requests == expected["requests"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_register_image_exports_expected_metrics(case: Path) -> None:
+    """The image served over Modbus TCP on loopback, polled by the daemon's own poller."""
+    registers = read_case(case, "registers.yaml")
+    image = register_image(registers)
+
+    def source(unit: int, function: int, address: int, count: int) -> list[int]:
+        table = "holding" if function == READ_HOLDING else "input"
+        return [image[(table, at)] for at in range(address, address + count)]
+
+    async def exposition() -> str:
+        server = ModbusTcpServer(source)
+        host, port = await server.start()
+        config = parse_config(
+            {
+                "site": {"id": "golden"},
+                "modbus": [{"name": "dut", "address": f"{host}:{port}",
+                            "profile": registers["profile"]}],
+            }
+        )  # fmt: skip
+        state = AgentState("golden", "", "test")
+        device_state = state.devices["dut"] = DeviceState("dut", "modbus")
+        try:
+            return await poll_once(modbus_poller(config.modbus[0], device_state), state, "dut")
+        finally:
+            await server.stop()
+
+    assert_golden(case / "expected.prom", asyncio.run(exposition()))
