@@ -605,7 +605,10 @@ class BatteryMonitor:
             last_recharge_seconds=s["last_recharge_seconds"],
             outages_before_recharged=s["before_recharged"],
             selftest_result=s["selftest"],
-            selftest_age_seconds=None if since is None else max(0.0, now - since),
+            # "none" (no test run) has no age: the UPS saying so says nothing about a test
+            selftest_age_seconds=(
+                None if since is None or s["selftest"] == "none" else max(0.0, now - since)
+            ),
             state_errors=MappingProxyType(dict(self.store.errors) if self.store else {}),
         )
 

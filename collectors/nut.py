@@ -46,6 +46,15 @@ _INFO_FALLBACK = {
 }
 # Measurement namespaces; driver.* and server.* are about NUT itself, not the UPS.
 _NUMERIC_PREFIXES = ("battery.", "input.", "output.", "ups.", "ambient.", "outlet.")
+# Values a driver passes on from a register that has no reading: 16-bit all-ones (an APC
+# Smart-UPS 2200 on battery reports battery.runtime 65535 through usbhid-ups, NUT's
+# device-dump library) and -1. Dropped and counted, as the Modbus and SNMP profiles'
+# `unknown` values are.
+_NOT_AVAILABLE: dict[str, frozenset[float]] = {
+    "battery.runtime": frozenset({65535.0, -1.0}),
+    "battery.charge": frozenset({255.0, 65535.0, -1.0}),
+    "battery.temperature": frozenset({65535.0, -1.0}),
+}
 # Variables that must be numbers: anything else in them ("unknown", "") is dropped and counted.
 _MUST_BE_NUMERIC = frozenset(
     {"battery.charge", "battery.runtime", "battery.voltage", "battery.temperature", "ups.load",
@@ -164,7 +173,7 @@ class NutCollector:
                     info[name] = text.strip()
             elif name.startswith(_NUMERIC_PREFIXES):
                 number = _number(text)
-                if number is not None:
+                if number is not None and number not in _NOT_AVAILABLE.get(name, ()):
                     values[name] = number
                 elif name in _MUST_BE_NUMERIC:
                     invalid.append(name)

@@ -58,7 +58,7 @@ RECORDINGS = (
     "network/switch/cisco-c3750",  # some ports 32-bit only
     "network/router/huawei-s5720",
     "network/switch/h3c-comware-7-1-075",
-    "network/switch/zte-zrx10",  # 222 interfaces
+    "network/switch/zte-zrx10",  # 221 interfaces
     "network/firewall/paloalto-pa-5000",
     "network/firewall/topsec-ngfw4000-uf",  # 108 interfaces, 32-bit only
     "network/wifi/sangfor-wac-2",  # 32-bit only
