@@ -22,10 +22,12 @@ import itertools
 import re
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from collectors.schema import STRICT, first_problem
 
 Register = Literal["holding", "input"]
 ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
@@ -44,7 +46,6 @@ MAX_READ = 125  # registers per FC03/FC04 request (Modbus application protocol, 
 
 _NAME = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)+$")  # NUT variable names: battery.charge
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_LEADING_KEY = re.compile(r"^([a-z_]+): ")
 
 
 class ProfileError(ValueError):
@@ -52,7 +53,7 @@ class ProfileError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = STRICT
 
 
 class Block(_Model):
@@ -234,31 +235,7 @@ def parse_profile(text: str, source: str) -> ModbusProfile:
     try:
         return ModbusProfile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(f"{source}: {_first_error(exc, data)}") from None
-
-
-def _first_error(exc: ValidationError, data: dict[str, Any]) -> str:
-    err = exc.errors()[0]
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    loc = list(err["loc"])
-    # Our model validators start their messages with the key they complain about.
-    if err["type"] == "value_error" and (named := _LEADING_KEY.match(msg)):
-        loc.append(named.group(1))
-        msg = msg[named.end() :]
-    if isinstance(err.get("input"), bool):
-        msg += " (got a YAML boolean: quote words such as OFF, ON, YES)"
-    key = ""
-    for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
-    # fields[3] alone is hard to find in a long file; add the variable name when there is one.
-    if len(loc) >= 2 and loc[0] == "fields" and isinstance(loc[1], int):
-        try:
-            name = data["fields"][loc[1]]["name"]
-            key = key.replace(f"fields[{loc[1]}]", f"fields[{loc[1]}] ({name})", 1)
-        except (KeyError, IndexError, TypeError):
-            pass
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{key}: {msg}{more}" if key else f"{msg}{more}"
+        raise ProfileError(f"{source}: {first_problem(exc, data, named=('fields',))}") from None
 
 
 def _profile_dir() -> Traversable:

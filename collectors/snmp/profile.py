@@ -19,9 +19,10 @@ from importlib import resources
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from collectors.readings import HealthSample
+from collectors.schema import STRICT, first_problem
 
 from .values import Oid, Value
 
@@ -41,7 +42,7 @@ _OID = r"^[0-9]+(\.[0-9]+)+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class HealthMetric(_Strict):
@@ -97,9 +98,7 @@ def read_profile(folder: str, name: str, model: type[_Profile]) -> _Profile:
     try:
         profile = model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProfileError(f"{folder} profile {name}: {where}: {first['msg']}") from None
+        raise ProfileError(f"{folder} profile {name}: {first_problem(exc, data)}") from None
     said = getattr(profile, "name", name)
     if said != name:
         raise ProfileError(f"{folder} profile {name}: name: says {said!r}, file is {name}")

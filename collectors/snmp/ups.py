@@ -23,10 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from collectors.modbus.profile import StatusToken
 from collectors.readings import PollError, UpsReading
+from collectors.schema import STRICT
 
 from .client import SnmpClient
 from .profile import profile_names, read_profile, select_profile
@@ -36,7 +37,7 @@ _OID = r"^[0-9]+(\.[0-9]+)+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 _T = TypeVar("_T")
