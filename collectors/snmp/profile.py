@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Annotated, Literal, TypeVar
@@ -119,17 +119,22 @@ def all_profiles() -> tuple[SnmpProfile, ...]:
     return tuple(load_profile(name) for name in available_profiles())
 
 
-def select_profile(sys_object_id: str) -> SnmpProfile:
-    """The profile whose `match` prefix is the longest one that sysObjectID starts with."""
+def prefix_length(match: Sequence[str], sys_object_id: str) -> int | None:
+    """Length of the longest `match` prefix sysObjectID starts with, None when none fits.
+    Prefixes end at a dot (9 is not 90); the empty prefix fits every device, with length 0."""
     oid = sys_object_id.strip(".")
-    best, best_length = load_profile("generic"), -1
-    for profile in all_profiles():
-        for prefix in profile.match:
-            if (oid == prefix or oid.startswith(prefix + ".") or not prefix) and len(
-                prefix
-            ) > best_length:
-                best, best_length = profile, len(prefix)
-    return best
+    return max(
+        (len(p) for p in match if not p or oid == p or oid.startswith(p + ".")), default=None
+    )
+
+
+def select_profile(sys_object_id: str) -> SnmpProfile:
+    """The profile whose `match` prefix is the longest one that sysObjectID starts with (the
+    first by name on a tie)."""
+    ranked = [
+        (n, p) for p in all_profiles() if (n := prefix_length(p.match, sys_object_id)) is not None
+    ]
+    return max(ranked, key=lambda pair: pair[0], default=(0, load_profile("generic")))[1]
 
 
 def _number(value: Value | None) -> float | None:

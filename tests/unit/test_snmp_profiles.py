@@ -10,6 +10,7 @@ from collectors.snmp.profile import (
     available_profiles,
     health_samples,
     load_profile,
+    prefix_length,
     select_profile,
 )
 from collectors.snmp.values import Oid
@@ -36,6 +37,14 @@ def test_every_shipped_profile_loads_and_names_itself() -> None:
 )
 def test_longest_matching_prefix_wins(sys_object_id: str, profile: str) -> None:
     assert select_profile(sys_object_id).name == profile
+
+
+def test_prefix_length_counts_whole_arcs_and_the_empty_prefix_fits_all() -> None:
+    match = ["", "1.3.6.1.4.1.9", "1.3.6.1.4.1.9.1"]
+    assert prefix_length(match, ".1.3.6.1.4.1.9.1.617") == len("1.3.6.1.4.1.9.1")
+    assert prefix_length(match, "1.3.6.1.4.1.9") == len("1.3.6.1.4.1.9")
+    assert prefix_length(match, "1.3.6.1.4.1.90.1") == 0
+    assert prefix_length(match[1:], "1.3.6.1.4.1.90.1") is None
 
 
 def profile(*health: dict[str, object]) -> SnmpProfile:
