@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from importlib import resources
-from importlib.resources.abc import Traversable
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from collectors.schema import STRICT, first_problem
+from collectors.packaged import load, parse, profile_names
+from collectors.schema import STRICT
 
 Register = Literal["holding", "input"]
 ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
@@ -45,11 +43,7 @@ NUMERIC_TYPES = frozenset({"u16", "s16", "u32", "s32", "f32"})
 MAX_READ = 125  # registers per FC03/FC04 request (Modbus application protocol, 6.3)
 
 _NAME = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)+$")  # NUT variable names: battery.charge
-_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-
-
-class ProfileError(ValueError):
-    """A profile is missing or invalid; the message names the file and the offending key."""
+_NAMED = ("fields",)  # errors in fields[3] show its name: fields[3] (battery.charge)
 
 
 class _Model(BaseModel):
@@ -226,39 +220,14 @@ class ModbusProfile(_Model):
 
 def parse_profile(text: str, source: str) -> ModbusProfile:
     """Validate profile YAML; `source` (a file name) goes into error messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, dict):
-        raise ProfileError(f"{source}: expected a mapping with profile, blocks and fields")
-    try:
-        return ModbusProfile.model_validate(data)
-    except ValidationError as exc:
-        raise ProfileError(f"{source}: {first_problem(exc, data, named=('fields',))}") from None
-
-
-def _profile_dir() -> Traversable:
-    return resources.files("collectors") / "profiles" / "modbus"
+    return parse(text, source, ModbusProfile, named=_NAMED)
 
 
 def available_profiles() -> list[str]:
     """Names of the packaged Modbus profiles (file names without .yaml)."""
-    return sorted(
-        entry.name.removesuffix(".yaml")
-        for entry in _profile_dir().iterdir()
-        if entry.name.endswith(".yaml")
-    )
+    return profile_names("modbus")
 
 
 def load_profile(name: str) -> ModbusProfile:
-    """Load collectors/profiles/modbus/<name>.yaml from the installed package."""
-    filename = f"{name}.yaml"
-    entry = _profile_dir() / filename
-    if not _PROFILE_NAME.match(name) or not entry.is_file():
-        known = ", ".join(available_profiles()) or "none"
-        raise ProfileError(f"{filename}: no such Modbus profile (available: {known})")
-    profile = parse_profile(entry.read_text(encoding="utf-8"), filename)
-    if profile.profile != name:
-        raise ProfileError(f"{filename}: profile: says {profile.profile!r}, expected {name!r}")
-    return profile
+    """collectors/profiles/modbus/<name>.yaml from the installed package."""
+    return load("modbus", name, ModbusProfile, kind="Modbus", name_key="profile", named=_NAMED)

@@ -15,14 +15,13 @@ import fnmatch
 import statistics
 from collections.abc import Mapping, Sequence
 from functools import cache
-from importlib import resources
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from collectors.packaged import load, profile_names
 from collectors.readings import HealthSample
-from collectors.schema import STRICT, first_problem
+from collectors.schema import STRICT
 
 from .values import Oid, Value
 
@@ -75,43 +74,12 @@ class SnmpProfile(_Strict):
         return list(dict.fromkeys(oids))
 
 
-class ProfileError(Exception):
-    """A profile file is broken; the message names the file and key."""
-
-
-_Profile = TypeVar("_Profile", bound=BaseModel)
-
-
-def profile_names(folder: str) -> list[str]:
-    """Profiles shipped in collectors/profiles/<folder>/, one YAML file each."""
-    files = resources.files("collectors").joinpath("profiles", folder)
-    return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
-
-
-def read_profile(folder: str, name: str, model: type[_Profile]) -> _Profile:
-    """Load and validate one packaged profile; ProfileError names the file and the key."""
-    path = resources.files("collectors").joinpath("profiles", folder, f"{name}.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"{folder} profile {name}: cannot read: {exc}") from None
-    try:
-        profile = model.model_validate(data)
-    except ValidationError as exc:
-        raise ProfileError(f"{folder} profile {name}: {first_problem(exc, data)}") from None
-    said = getattr(profile, "name", name)
-    if said != name:
-        raise ProfileError(f"{folder} profile {name}: name: says {said!r}, file is {name}")
-    return profile
-
-
 def available_profiles() -> list[str]:
     return profile_names("snmp")
 
 
-@cache
 def load_profile(name: str) -> SnmpProfile:
-    return read_profile("snmp", name, SnmpProfile)
+    return load("snmp", name, SnmpProfile, kind="SNMP")
 
 
 @cache

@@ -26,11 +26,12 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from collectors.modbus.profile import StatusToken
+from collectors.packaged import load, profile_names
 from collectors.readings import PollError, UpsReading
 from collectors.schema import STRICT
 
 from .client import SnmpClient
-from .profile import prefix_length, profile_names, read_profile, select_profile
+from .profile import prefix_length, select_profile
 from .values import Counter64, Oid, Value
 
 _OID = r"^[0-9]+(\.[0-9]+)+$"
@@ -96,9 +97,8 @@ def available_profiles() -> list[str]:
     return profile_names("snmp-ups")
 
 
-@cache
 def load_profile(name: str) -> UpsProfile:
-    return read_profile("snmp-ups", name, UpsProfile)
+    return load("snmp-ups", name, UpsProfile, kind="SNMP UPS")
 
 
 @cache

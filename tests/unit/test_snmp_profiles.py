@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from collectors.packaged import ProfileError
 from collectors.readings import HealthSample
 from collectors.snmp.profile import (
     SnmpProfile,
@@ -22,6 +23,12 @@ def test_every_shipped_profile_loads_and_names_itself() -> None:
             "ubiquiti-airos", "h3c-comware"} <= set(names)  # fmt: skip
     for name in names:
         assert load_profile(name).name == name
+
+
+@pytest.mark.parametrize("name", ["nope", "../snmp-ups/apc-powernet"])
+def test_an_unknown_profile_lists_the_shipped_ones(name: str) -> None:
+    with pytest.raises(ProfileError, match=r"yaml: no such SNMP profile \(available: .*cisco"):
+        load_profile(name)
 
 
 @pytest.mark.parametrize(
