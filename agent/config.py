@@ -26,6 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from collectors.schema import STRICT, key_text
+from collectors.schema import problems as schema_problems
+
 from .secrets import read_credential
 
 if TYPE_CHECKING:
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
 # ${NAME}: environment variable; ${cred:NAME}: systemd credential (agent/secrets.py).
 _ENV_REF = re.compile(r"\$\{(?:cred:([A-Za-z0-9_][A-Za-z0-9_.-]*)|([A-Za-z_][A-Za-z0-9_]*))\}")
-_BLAMED_KEY = re.compile(r"^([a-z_]+): ")
+_UNKNOWN_KEY = "unknown key (check its spelling against deploy/config.example.yml)"
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
@@ -103,7 +106,7 @@ def _port(text: str, whole: str) -> int:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(**STRICT, str_strip_whitespace=True)
 
 
 Seconds = Annotated[float, Field(gt=0, le=86400)]
@@ -498,7 +501,7 @@ def expand_env(value: object, path: str, problems: list[str]) -> object:
     key."""
     if isinstance(value, dict):
         return {
-            k: expand_env(v, f"{path}.{_key_text(k)}" if path else _key_text(k), problems)
+            k: expand_env(v, f"{path}.{key_text(k)}" if path else key_text(k), problems)
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -522,37 +525,6 @@ def expand_env(value: object, path: str, problems: list[str]) -> object:
     return value
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith(("function-after", "function-before")):
-            continue
-        else:
-            part = _key_text(part)
-            out += f".{part}" if out else part
-    return out
-
-
-def _key_text(key: object) -> str:
-    """A key as a problem line shows it; one with a newline or nothing printable is quoted, so
-    every problem stays one line."""
-    text = str(key)
-    return text if text.isprintable() and text else repr(text)
-
-
-def _describe(error: dict[str, object]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key (check its spelling against deploy/config.example.yml)"
-    if kind == "missing":
-        return "required key is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    # Validators quote the offending value, which may hold a newline: keep one line a problem.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-
-
 def parse_config(data: object, source: str = "config") -> Config:
     """Validate already-parsed YAML; raises ConfigError listing every problem."""
     if not isinstance(data, dict):
@@ -562,14 +534,7 @@ def parse_config(data: object, source: str = "config") -> Config:
     try:
         config = Config.model_validate(expanded)
     except ValidationError as exc:
-        for error in exc.errors():
-            where = _location(error["loc"])
-            message = _describe(dict(error))
-            # Cross-field validators start their message with the key they blame ("address: ").
-            if error["type"] == "value_error" and (key := _BLAMED_KEY.match(message)):
-                where = f"{where}.{key.group(1)}" if where else key.group(1)
-                message = message[key.end() :]
-            problems.append(f"{where}: {message}" if where else message)
+        problems += schema_problems(exc, unknown_key=_UNKNOWN_KEY)
         config = None
     if problems or config is None:
         raise ConfigError([f"{source}: {p}" for p in problems])

@@ -18,7 +18,6 @@ import math
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,6 +31,7 @@ from collectors.modbus.transport import Gateway, Link
 from collectors.probe import ProbeTarget, probe
 from collectors.readings import PollError, SnmpReading, UpsReading
 from collectors.snmp.profile import select_profile
+from collectors.tcp import ConnectError, knock
 
 from .bandwidth import InterfaceStatus
 from .config import Config, SnmpDevice
@@ -55,12 +55,9 @@ MIN_FREE_BYTES, LOW_FREE_BYTES = 50e6, 500e6
 async def _tcp_answers(address: str, port: int, timeout: float) -> bool:
     """True when the host accepts or refuses a TCP connection: either way it is there."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
-    except ConnectionRefusedError:
-        return True
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
+        await knock(address, port, timeout)
+    except ConnectError as exc:
+        return exc.reason == "refused"
     return True
 
 
@@ -230,24 +227,19 @@ def traffic_step(port: InterfaceStatus, seconds: float) -> Step:
 async def tcp_connect_step(host: str, port: int, timeout: float) -> Step:
     where = f"{host}:{port}"
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except ConnectionRefusedError:
+        await knock(host, port, timeout)
+    except ConnectError as exc:
+        if exc.reason == "refused":
+            return Step(
+                "tcp connect", "FAIL", f"{where} refused the connection",
+                "nothing listens there: check the address and port, and that Modbus TCP is "
+                "enabled on the UPS's network card or gateway",
+            )  # fmt: skip
+        firewall = ", and any firewall on the way" if exc.reason == "timeout" else ""
         return Step(
-            "tcp connect", "FAIL", f"{where} refused the connection",
-            "nothing listens there: check the address and port, and that Modbus TCP is "
-            "enabled on the UPS's network card or gateway",
+            "tcp connect", "FAIL", f"{where}: {exc}",
+            f"check the IP address, cabling and VLAN{firewall}",
         )  # fmt: skip
-    except TimeoutError:
-        return Step(
-            "tcp connect", "FAIL", f"{where}: no answer in {timeout:g} s",
-            "check the IP address, cabling and VLAN, and any firewall on the way",
-        )  # fmt: skip
-    except OSError as exc:
-        return Step(
-            "tcp connect", "FAIL", f"{where}: {exc.strerror or exc}",
-            "check the IP address, cabling and VLAN",
-        )  # fmt: skip
-    writer.close()
     return Step("tcp connect", "PASS", f"{where} accepts connections")
 
 
@@ -420,19 +412,15 @@ async def remote_write_step(url: str) -> Step:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    started = time.monotonic()
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5.0)
-    except (OSError, TimeoutError) as exc:
-        reason = "no answer in 5 s" if isinstance(exc, TimeoutError) else str(exc.strerror or exc)
+        seconds = await knock(host, port, 5.0)
+    except ConnectError as exc:
         return Step(
-            name, "WARN", f"{host}:{port}: {reason}",
+            name, "WARN", f"{host}:{port}: {exc}",
             "metrics stay on this box until the central server can be reached: check the "
             "internet link, DNS, and remote_write_url",
         )  # fmt: skip
-    writer.close()
-    elapsed = (time.monotonic() - started) * 1000
-    return Step(name, "PASS", f"{host}:{port} accepts connections ({elapsed:.0f} ms)")
+    return Step(name, "PASS", f"{host}:{port} accepts connections ({seconds * 1000:.0f} ms)")
 
 
 async def host_steps(config: Config) -> list[Step]:

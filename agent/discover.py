@@ -28,6 +28,7 @@ from collectors.modbus.transport import Gateway, Link
 from collectors.readings import PollError
 from collectors.snmp.client import SnmpSessions, UsmAuth
 from collectors.snmp.collector import SnmpCollector
+from collectors.tcp import ConnectError, knock
 
 from .diagnose import COMMON_UNITS, plausible
 
@@ -150,10 +151,9 @@ async def _identify(gateway: Gateway, unit: int) -> tuple[str, str, int] | None:
 
 async def probe_modbus(address: str, port: int, timeout: float) -> Found | None:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
-    except (OSError, TimeoutError):
+        await knock(address, port, timeout)
+    except ConnectError:
         return None
-    writer.close()
     gateway = Gateway(
         Link("tcp", address, port), timeout=timeout, retries=0, backoff_min=0.0, backoff_max=0.0
     )

@@ -19,9 +19,9 @@ import asyncio
 import logging
 import math
 import re
-import socket
 
 from collectors.readings import PollError, UpsReading
+from collectors.tcp import ConnectError, open_tcp
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ _MUST_BE_NUMERIC = frozenset(
 )  # fmt: skip
 _VAR_LINE = re.compile(r'^VAR (\S+) (\S+) "((?:[^"\\]|\\.)*)"$')
 _UNESCAPE = re.compile(r"\\(.)")
+_CONNECT_HINTS = {  # by collectors.tcp reason
+    "refused": "check that upsd runs and LISTENs on this address (upsd.conf)",
+    "timeout": "check the address and firewall",
+}
 _MAX_LINES = 2000  # a LIST VAR of a big UPS is ~150 lines; stop a runaway peer here
 
 
@@ -114,29 +118,9 @@ class NutCollector:
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.timeout
-            )
-        except ConnectionRefusedError:
-            raise PollError(
-                "refused",
-                f"{self._where}: connection refused; check that upsd runs and LISTENs on this "
-                "address (upsd.conf)",
-            ) from None
-        except TimeoutError:
-            raise PollError(
-                "timeout",
-                f"{self._where}: no TCP connection within {self.timeout:g} s; check the "
-                "address and firewall",
-            ) from None
-        except socket.gaierror as exc:
-            raise PollError(
-                "unreachable", f"{self._where}: cannot resolve host ({exc.strerror})"
-            ) from None
-        except OSError as exc:
-            raise PollError(
-                "unreachable", f"{self._where}: {exc.strerror or type(exc).__name__}"
-            ) from None
+            return await open_tcp(self.host, self.port, self.timeout)
+        except ConnectError as exc:
+            raise exc.poll_error(self._where, _CONNECT_HINTS.get(exc.reason, "")) from None
 
     def _error(self, answer: str, session: _Session) -> PollError:
         """upsd's `ERR <CODE>` as a reason and a hint (docs/net-protocol.txt, error list)."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from .readings import PollError
+from .tcp import ConnectError, knock
 
 PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 _ECHO_REPLY, _ECHO_REQUEST = 0, 8
@@ -272,18 +273,11 @@ async def _tcp_connect(
     sock.setblocking(False)
     # Close with RST, not FIN: no TIME_WAIT sockets pile up on the agent's box.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    loop = asyncio.get_running_loop()
-    started = time.perf_counter()
     try:
-        await asyncio.wait_for(loop.sock_connect(sock, (address, port)), timeout)
-    except ConnectionRefusedError:
-        pass  # the far end (or a firewall on the path) answered with RST: the path works
-    except TimeoutError:
-        return None, ""
-    except OSError as exc:
-        return None, _reason(exc)
-    else:
-        return time.perf_counter() - started, ""
+        return await knock(address, port, timeout, sock), ""
+    except ConnectError as exc:
+        if exc.reason == "refused":  # the far end (or a firewall on the path) sent RST: it works
+            return exc.seconds, ""
+        return None, "" if exc.reason == "timeout" else str(exc).lower()
     finally:
         sock.close()
-    return time.perf_counter() - started, ""

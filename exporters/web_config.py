@@ -34,6 +34,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from collectors.schema import STRICT, first_problem
+
 log = logging.getLogger(__name__)
 
 _RECHECK_SECONDS = 1.0
@@ -46,7 +48,7 @@ class WebConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(**STRICT, str_strip_whitespace=True)
 
 
 class TlsServerConfig(_Strict):
@@ -123,14 +125,8 @@ def load_web_config(path: str | Path) -> LoadedWebConfig:
     try:
         config = WebConfig.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        message = (
-            "unknown key (we support tls_server_config, basic_auth_users, allowed_networks)"
-            if error["type"] == "extra_forbidden"
-            else str(error["msg"]).removeprefix("Value error, ")
-        )
-        raise WebConfigError(f"{path}: {where}: {message}") from None
+        unknown = "unknown key (we support tls_server_config, basic_auth_users, allowed_networks)"
+        raise WebConfigError(f"{path}: {first_problem(exc, unknown_key=unknown)}") from None
     tls = config.tls_server_config
     context = _ssl_context(path, tls) if tls is not None else None
     return LoadedWebConfig(config, context, _signature(path, tls))

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from importlib import resources
-from importlib.resources.abc import Traversable
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from collectors.packaged import load, parse, profile_names
+from collectors.schema import STRICT
 
 Register = Literal["holding", "input"]
 ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
@@ -43,16 +43,11 @@ NUMERIC_TYPES = frozenset({"u16", "s16", "u32", "s32", "f32"})
 MAX_READ = 125  # registers per FC03/FC04 request (Modbus application protocol, 6.3)
 
 _NAME = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)+$")  # NUT variable names: battery.charge
-_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_LEADING_KEY = re.compile(r"^([a-z_]+): ")
-
-
-class ProfileError(ValueError):
-    """A profile is missing or invalid; the message names the file and the offending key."""
+_NAMED = ("fields",)  # errors in fields[3] show its name: fields[3] (battery.charge)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = STRICT
 
 
 class Block(_Model):
@@ -225,63 +220,14 @@ class ModbusProfile(_Model):
 
 def parse_profile(text: str, source: str) -> ModbusProfile:
     """Validate profile YAML; `source` (a file name) goes into error messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, dict):
-        raise ProfileError(f"{source}: expected a mapping with profile, blocks and fields")
-    try:
-        return ModbusProfile.model_validate(data)
-    except ValidationError as exc:
-        raise ProfileError(f"{source}: {_first_error(exc, data)}") from None
-
-
-def _first_error(exc: ValidationError, data: dict[str, Any]) -> str:
-    err = exc.errors()[0]
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    loc = list(err["loc"])
-    # Our model validators start their messages with the key they complain about.
-    if err["type"] == "value_error" and (named := _LEADING_KEY.match(msg)):
-        loc.append(named.group(1))
-        msg = msg[named.end() :]
-    if isinstance(err.get("input"), bool):
-        msg += " (got a YAML boolean: quote words such as OFF, ON, YES)"
-    key = ""
-    for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
-    # fields[3] alone is hard to find in a long file; add the variable name when there is one.
-    if len(loc) >= 2 and loc[0] == "fields" and isinstance(loc[1], int):
-        try:
-            name = data["fields"][loc[1]]["name"]
-            key = key.replace(f"fields[{loc[1]}]", f"fields[{loc[1]}] ({name})", 1)
-        except (KeyError, IndexError, TypeError):
-            pass
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{key}: {msg}{more}" if key else f"{msg}{more}"
-
-
-def _profile_dir() -> Traversable:
-    return resources.files("collectors") / "profiles" / "modbus"
+    return parse(text, source, ModbusProfile, named=_NAMED)
 
 
 def available_profiles() -> list[str]:
     """Names of the packaged Modbus profiles (file names without .yaml)."""
-    return sorted(
-        entry.name.removesuffix(".yaml")
-        for entry in _profile_dir().iterdir()
-        if entry.name.endswith(".yaml")
-    )
+    return profile_names("modbus")
 
 
 def load_profile(name: str) -> ModbusProfile:
-    """Load collectors/profiles/modbus/<name>.yaml from the installed package."""
-    filename = f"{name}.yaml"
-    entry = _profile_dir() / filename
-    if not _PROFILE_NAME.match(name) or not entry.is_file():
-        known = ", ".join(available_profiles()) or "none"
-        raise ProfileError(f"{filename}: no such Modbus profile (available: {known})")
-    profile = parse_profile(entry.read_text(encoding="utf-8"), filename)
-    if profile.profile != name:
-        raise ProfileError(f"{filename}: profile: says {profile.profile!r}, expected {name!r}")
-    return profile
+    """collectors/profiles/modbus/<name>.yaml from the installed package."""
+    return load("modbus", name, ModbusProfile, kind="Modbus", name_key="profile", named=_NAMED)

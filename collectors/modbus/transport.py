@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import socket
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +36,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.transaction import TransactionManager
 
 from collectors.readings import PollError
+from collectors.tcp import ConnectError, knock
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,12 @@ BUSY_WAIT_SECONDS = 0.1
 # pymodbus 3.16 raises ModbusIOException both for "no answer after retries" and for answers from
 # the wrong unit or transaction; only the text tells them apart (transaction/transaction.py).
 _NO_RESPONSE = "No response received"
+_CONNECT_HINTS = {  # by collectors.tcp reason
+    "refused": "check the port and that Modbus TCP is enabled on the UPS network card or gateway",
+    "timeout": "check the address, routing and firewall",
+    "unresolved": "check the name",
+    "unreachable": "check the address and the network path",
+}
 FUNCTION_CODES = {"holding": 3, "input": 4}
 PREVIEW_BYTES = 12  # of a malformed answer, in the log line: enough to tell HTTP or RTU apart
 
@@ -363,27 +369,9 @@ class Gateway:
             return self._connect_timeout(where)
         # It failed fast, so nothing was established; one plain connect recovers the errno.
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.link.address, self.link.port), self.timeout
-            )
-        except ConnectionRefusedError:
-            return PollError(
-                "refused",
-                f"{where}: connection refused; check the port and that Modbus TCP is "
-                "enabled on the UPS network card or gateway",
-            )
-        except TimeoutError:
-            return self._connect_timeout(where)
-        except socket.gaierror as exc:
-            return PollError(
-                "unreachable", f"{where}: cannot resolve host ({exc.strerror}); check the name"
-            )
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            return PollError(
-                "unreachable", f"{where}: {reason}; check the address and the network path"
-            )
-        writer.close()
+            await knock(self.link.address, self.link.port, self.timeout)
+        except ConnectError as exc:
+            return exc.poll_error(where, _CONNECT_HINTS[exc.reason])
         return PollError(
             "unreachable",
             f"{where}: connect failed once, then worked; the card may be out of "
@@ -393,8 +381,7 @@ class Gateway:
     def _connect_timeout(self, where: str) -> PollError:
         return PollError(
             "timeout",
-            f"{where}: no TCP connection within {self.timeout:g} s; check the address, "
-            "routing and firewall",
+            f"{where}: no TCP connection within {self.timeout:g} s; {_CONNECT_HINTS['timeout']}",
         )
 
     def _serial_error(self, where: str) -> PollError:

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import fnmatch
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
-from importlib import resources
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from collectors.packaged import load, profile_names
 from collectors.readings import HealthSample
+from collectors.schema import STRICT
 
 from .values import Oid, Value
 
@@ -41,7 +41,7 @@ _OID = r"^[0-9]+(\.[0-9]+)+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class HealthMetric(_Strict):
@@ -74,45 +74,12 @@ class SnmpProfile(_Strict):
         return list(dict.fromkeys(oids))
 
 
-class ProfileError(Exception):
-    """A profile file is broken; the message names the file and key."""
-
-
-_Profile = TypeVar("_Profile", bound=BaseModel)
-
-
-def profile_names(folder: str) -> list[str]:
-    """Profiles shipped in collectors/profiles/<folder>/, one YAML file each."""
-    files = resources.files("collectors").joinpath("profiles", folder)
-    return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
-
-
-def read_profile(folder: str, name: str, model: type[_Profile]) -> _Profile:
-    """Load and validate one packaged profile; ProfileError names the file and the key."""
-    path = resources.files("collectors").joinpath("profiles", folder, f"{name}.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"{folder} profile {name}: cannot read: {exc}") from None
-    try:
-        profile = model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProfileError(f"{folder} profile {name}: {where}: {first['msg']}") from None
-    said = getattr(profile, "name", name)
-    if said != name:
-        raise ProfileError(f"{folder} profile {name}: name: says {said!r}, file is {name}")
-    return profile
-
-
 def available_profiles() -> list[str]:
     return profile_names("snmp")
 
 
-@cache
 def load_profile(name: str) -> SnmpProfile:
-    return read_profile("snmp", name, SnmpProfile)
+    return load("snmp", name, SnmpProfile, kind="SNMP")
 
 
 @cache
@@ -120,17 +87,22 @@ def all_profiles() -> tuple[SnmpProfile, ...]:
     return tuple(load_profile(name) for name in available_profiles())
 
 
-def select_profile(sys_object_id: str) -> SnmpProfile:
-    """The profile whose `match` prefix is the longest one that sysObjectID starts with."""
+def prefix_length(match: Sequence[str], sys_object_id: str) -> int | None:
+    """Length of the longest `match` prefix sysObjectID starts with, None when none fits.
+    Prefixes end at a dot (9 is not 90); the empty prefix fits every device, with length 0."""
     oid = sys_object_id.strip(".")
-    best, best_length = load_profile("generic"), -1
-    for profile in all_profiles():
-        for prefix in profile.match:
-            if (oid == prefix or oid.startswith(prefix + ".") or not prefix) and len(
-                prefix
-            ) > best_length:
-                best, best_length = profile, len(prefix)
-    return best
+    return max(
+        (len(p) for p in match if not p or oid == p or oid.startswith(p + ".")), default=None
+    )
+
+
+def select_profile(sys_object_id: str) -> SnmpProfile:
+    """The profile whose `match` prefix is the longest one that sysObjectID starts with (the
+    first by name on a tie)."""
+    ranked = [
+        (n, p) for p in all_profiles() if (n := prefix_length(p.match, sys_object_id)) is not None
+    ]
+    return max(ranked, key=lambda pair: pair[0], default=(0, load_profile("generic")))[1]
 
 
 def _number(value: Value | None) -> float | None:

@@ -23,20 +23,22 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from collectors.modbus.profile import StatusToken
+from collectors.packaged import load, profile_names
 from collectors.readings import PollError, UpsReading
+from collectors.schema import STRICT
 
 from .client import SnmpClient
-from .profile import profile_names, read_profile, select_profile
+from .profile import prefix_length, select_profile
 from .values import Counter64, Oid, Value
 
 _OID = r"^[0-9]+(\.[0-9]+)+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 _T = TypeVar("_T")
@@ -95,22 +97,13 @@ def available_profiles() -> list[str]:
     return profile_names("snmp-ups")
 
 
-@cache
 def load_profile(name: str) -> UpsProfile:
-    return read_profile("snmp-ups", name, UpsProfile)
+    return load("snmp-ups", name, UpsProfile, kind="SNMP UPS")
 
 
 @cache
 def all_profiles() -> tuple[UpsProfile, ...]:
     return tuple(load_profile(name) for name in available_profiles())
-
-
-def _prefix_length(profile: UpsProfile, sys_object_id: str) -> int | None:
-    """Length of the longest `match` prefix sysObjectID starts with; 0 with no `match`."""
-    if not profile.match:
-        return 0
-    fits = [p for p in profile.match if sys_object_id == p or sys_object_id.startswith(p + ".")]
-    return max(map(len, fits)) if fits else None
 
 
 def candidates(sys_object_id: str) -> list[UpsProfile]:
@@ -119,9 +112,13 @@ def candidates(sys_object_id: str) -> list[UpsProfile]:
     A sysObjectID that a router or switch profile (collectors/profiles/snmp/) names is a
     router: it is not probed, so a router's poll costs no extra request.
     """
-    oid = sys_object_id.strip(".")
-    ranked = [(n, p) for p in all_profiles() if (n := _prefix_length(p, oid)) is not None]
-    if not any(n for n, _ in ranked) and select_profile(oid).name != "generic":
+    # A profile without `match` is a candidate for any device, after those that name it.
+    ranked = [
+        (n, p)
+        for p in all_profiles()
+        if (n := prefix_length(p.match or [""], sys_object_id)) is not None
+    ]
+    if not any(n for n, _ in ranked) and select_profile(sys_object_id).name != "generic":
         return []
     return [p for _, p in sorted(ranked, key=lambda pair: (-pair[0], pair[1].name))]
 

@@ -9,7 +9,8 @@ import pytest
 
 from collectors.modbus.decode import DecodePlan, compile_field
 from collectors.modbus.encode import encode_image
-from collectors.modbus.profile import FieldSpec, ProfileError, parse_profile
+from collectors.modbus.profile import FieldSpec, parse_profile
+from collectors.packaged import ProfileError
 
 
 def field(**kw: Any) -> FieldSpec:

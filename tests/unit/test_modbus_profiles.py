@@ -6,11 +6,11 @@ import pytest
 
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.profile import (
-    ProfileError,
     available_profiles,
     load_profile,
     parse_profile,
 )
+from collectors.packaged import ProfileError
 
 GOOD = """\
 profile: test-ups

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from collectors.packaged import ProfileError
 from collectors.readings import HealthSample
 from collectors.snmp.profile import (
     SnmpProfile,
     available_profiles,
     health_samples,
     load_profile,
+    prefix_length,
     select_profile,
 )
 from collectors.snmp.values import Oid
@@ -21,6 +23,12 @@ def test_every_shipped_profile_loads_and_names_itself() -> None:
             "ubiquiti-airos", "h3c-comware"} <= set(names)  # fmt: skip
     for name in names:
         assert load_profile(name).name == name
+
+
+@pytest.mark.parametrize("name", ["nope", "../snmp-ups/apc-powernet"])
+def test_an_unknown_profile_lists_the_shipped_ones(name: str) -> None:
+    with pytest.raises(ProfileError, match=r"yaml: no such SNMP profile \(available: .*cisco"):
+        load_profile(name)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +44,14 @@ def test_every_shipped_profile_loads_and_names_itself() -> None:
 )
 def test_longest_matching_prefix_wins(sys_object_id: str, profile: str) -> None:
     assert select_profile(sys_object_id).name == profile
+
+
+def test_prefix_length_counts_whole_arcs_and_the_empty_prefix_fits_all() -> None:
+    match = ["", "1.3.6.1.4.1.9", "1.3.6.1.4.1.9.1"]
+    assert prefix_length(match, ".1.3.6.1.4.1.9.1.617") == len("1.3.6.1.4.1.9.1")
+    assert prefix_length(match, "1.3.6.1.4.1.9") == len("1.3.6.1.4.1.9")
+    assert prefix_length(match, "1.3.6.1.4.1.90.1") == 0
+    assert prefix_length(match[1:], "1.3.6.1.4.1.90.1") is None
 
 
 def profile(*health: dict[str, object]) -> SnmpProfile:
