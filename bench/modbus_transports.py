@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.simulators.modbus_server import ModbusRtuSerialServer, ModbusTcpServer
-from agent.simulators.ups import SimulatedUps
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
 from collectors.modbus.transport import GatewayPool, Link
+from simulators.modbus_server import ModbusRtuSerialServer, ModbusTcpServer
+from simulators.ups import SimulatedUps
 
 PROFILE = load_profile("apc-smart-ups")
 

@@ -313,5 +313,3 @@ def _auth_message(indication: errind.ErrorIndication, auth: UsmAuth) -> str:
     if isinstance(indication, errind.UnsupportedSecurityLevel):
         return f"the agent refuses security level {auth.security_level} for SNMPv3 user {user!r}"
     return "the agent's SNMPv3 engine ID could not be discovered (unknown engine ID)"
-
-

@@ -13,10 +13,10 @@ from typing import TypeVar
 
 import pytest
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from collectors.readings import InterfaceSample, PollError, SnmpReading
 from collectors.snmp.client import SnmpSessions
 from collectors.snmp.collector import NAME_COLUMNS, SnmpCollector
+from simulators.snmp_router import SimInterface, SimulatedRouter
 from tests.integration.conftest import (
     HOST,
     SNMPSIM_MAX_VAR_BINDS,

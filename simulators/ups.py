@@ -20,7 +20,7 @@ Battery physics, simple but with the shape of a real lead-acid string:
   charge) minus I*R, where the string's resistance rises as health falls, so an old battery sags
   more when mains is lost.
 Scenarios (load-shedding days, an aged battery, a rebooting gateway, a UPS that goes silent) are
-in agent/simulators/scenarios.py.
+in simulators/scenarios.py.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from agent.simulators.modbus_server import READ_HOLDING, READ_INPUT, ModbusTcpServer
 from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import ModbusProfile, load_profile
+from simulators.modbus_server import READ_HOLDING, READ_INPUT, ModbusTcpServer
 
 ILLEGAL_DATA_ADDRESS = 2
 GATEWAY_TARGET_FAILED = 11
