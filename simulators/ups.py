@@ -31,10 +31,13 @@ from typing import Protocol
 
 from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import ModbusProfile, load_profile
-from simulators.modbus_server import READ_HOLDING, READ_INPUT, ModbusTcpServer
-
-ILLEGAL_DATA_ADDRESS = 2
-GATEWAY_TARGET_FAILED = 11
+from simulators.modbus_server import (
+    GATEWAY_TARGET_FAILED,
+    ILLEGAL_DATA_ADDRESS,
+    READ_HOLDING,
+    READ_INPUT,
+    ModbusTcpServer,
+)
 
 MAINS_VOLTS, MAINS_HZ = 230.0, 50.0  # Pakistan: 230 V 50 Hz
 CELL_FLOAT_V, CELL_ABSORB_V = 2.27, 2.35  # on mains: full (float) and recharging (absorption)
