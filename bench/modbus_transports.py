@@ -18,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# the checkout, also when the venv's editable install predates simulators/ (like simulate.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
 from collectors.modbus.transport import GatewayPool, Link
