@@ -4,6 +4,9 @@ Two SNMP devices (a MikroTik-like core router with a WAN link whose traffic foll
 changes over the minute, and an old access switch with 32-bit counters only) and an APC Smart-UPS
 on Modbus/TCP that loses mains for a while every few minutes, as in load-shedding. Everything
 speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
+
+The simulators are imported inside the functions that build the centre, so that importing the
+product never loads them (tests/unit/test_import_boundaries.py).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import asyncio
 import logging
 import signal
 import tempfile
+from typing import TYPE_CHECKING
 
 from .config import parse_config
 from .daemon import serve
-from .simulators.snmp_router import SimInterface, SimulatedRouter
-from .simulators.ups import SimulatedUps
+
+if TYPE_CHECKING:
+    from simulators.snmp_router import SimulatedRouter
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +29,8 @@ _DEMO_COMMUNITY = "demo-community"
 
 
 def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
+    from simulators.snmp_router import SimInterface, SimulatedRouter
+
     router = SimulatedRouter(
         name="core-router",
         interfaces=[
@@ -53,6 +60,8 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
 
 
 async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
+    from simulators.ups import SimulatedUps
+
     router, switch = _centre()
     ups = SimulatedUps(
         profile_name="apc-smart-ups",

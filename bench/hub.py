@@ -74,24 +74,14 @@ def responder(workdir: Path, devices: int) -> Iterator[tuple[Any, dict[str, Any]
 
 
 def _bulk_request(request_id: int) -> bytes:
-    """A GETBULK of the agent's counter columns (its most frequent large request)."""
-    from pyasn1.codec.ber import encoder
-    from pysnmp.proto import api
-
+    """A GETBULK of the agent's counter columns (its most frequent large request), encoded as
+    the agent encodes it."""
+    from collectors.snmp.ber import GETBULK, encode_request
     from collectors.snmp.collector import COUNTER_COLUMNS
+    from collectors.snmp.values import parse_oid
 
-    p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-    pdu = p.GetBulkRequestPDU()
-    p.apiBulkPDU.set_defaults(pdu)
-    p.apiBulkPDU.set_request_id(pdu, request_id)
-    p.apiBulkPDU.set_non_repeaters(pdu, 0)
-    p.apiBulkPDU.set_max_repetitions(pdu, 25)
-    p.apiBulkPDU.set_varbinds(pdu, [(p.ObjectIdentifier(c), p.Null("")) for c in COUNTER_COLUMNS])
-    message = p.Message()
-    p.apiMessage.set_defaults(message)
-    p.apiMessage.set_community(message, "bench")
-    p.apiMessage.set_pdu(message, pdu)
-    return bytes(encoder.encode(message))
+    columns = [parse_oid(column) for column in COUNTER_COLUMNS]
+    return encode_request(1, b"bench", GETBULK, request_id, columns, 0, 25)
 
 
 def control(workdir: Path, seconds: float = 3.0) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
     python bench/hub_responder.py --ready R.json --devices 600 [--refresh 10]
 
-Every device is the same SimulatedRouter (agent/simulators/snmp_router.py) behind its own UDP
+Every device is the same SimulatedRouter (simulators/snmp_router.py) behind its own UDP
 port, all in one asyncio loop. The agent's requests differ only in their request-id, so a
 request is keyed by its bytes without the request-id: the first of a shape is answered by the
 simulator (pyasn1, slow), its answer kept with the request-id cut out, and every later one is
@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
+from simulators.snmp_router import SimInterface, SimulatedRouter
 
 COMMUNITY = "bench"
 PORTS = 24

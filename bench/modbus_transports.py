@@ -18,11 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.simulators.modbus_server import ModbusRtuSerialServer, ModbusTcpServer
-from agent.simulators.ups import SimulatedUps
+# the checkout, also when the venv's editable install predates simulators/ (like simulate.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
 from collectors.modbus.transport import GatewayPool, Link
+from simulators.modbus_server import ModbusRtuSerialServer, ModbusTcpServer
+from simulators.ups import SimulatedUps
 
 PROFILE = load_profile("apc-smart-ups")
 

@@ -27,10 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.simulators.modbus_server import RegisterSource
-from agent.simulators.scenarios import gateway_reboot, ups_silent
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
-from agent.simulators.ups import SimulatedUps
+from simulators.modbus_server import RegisterSource
+from simulators.scenarios import gateway_reboot, ups_silent
+from simulators.snmp_router import SimInterface, SimulatedRouter
+from simulators.ups import SimulatedUps
 
 COMMUNITY = "bench"
 # The accuracy run's ports: name -> (speed, receive bit/s, transmit bit/s)

@@ -42,4 +42,5 @@ if [[ ! -x $venv/bin/python ]]; then
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check -e "$root$extras" 2>&1 \
   | grep -v -e '^WARNING: Location' -e '^$' >&2 || true
-"$venv/bin/python" -c "import agent" # fails loudly if the install did not take
+# Fails loudly if the install did not take; from / so the checkout itself is not on the path.
+(cd / && "$venv/bin/python" -c "import agent, collectors, exporters, simulators")

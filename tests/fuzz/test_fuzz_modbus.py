@@ -23,12 +23,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.simulators.modbus_server import with_crc
-from agent.simulators.ups import SimulatedUps
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
 from collectors.modbus.transport import Gateway, Link
 from collectors.readings import PollError, UpsReading
+from simulators.modbus_server import with_crc
+from simulators.ups import SimulatedUps
 
 from .settings import FUZZ
 

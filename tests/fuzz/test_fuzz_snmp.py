@@ -18,7 +18,6 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from collectors.readings import PollError, SnmpReading
 from collectors.snmp import ber
 from collectors.snmp.client import SnmpClient
@@ -32,6 +31,7 @@ from collectors.snmp.values import (
     VarBind,
     parse_oid,
 )
+from simulators.snmp_router import SimInterface, SimulatedRouter
 
 from .settings import FUZZ, WIRE
 

@@ -22,9 +22,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
-from agent.simulators.ups import SimulatedUps
 from collectors.snmp.collector import IF_NAME
+from simulators.snmp_router import SimInterface, SimulatedRouter
+from simulators.ups import SimulatedUps
 from tests.snmp_replay import load
 
 from .conftest import Recording, SnmpPeer, free_udp_port, require

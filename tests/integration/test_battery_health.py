@@ -14,12 +14,12 @@ import pytest
 
 from agent.battery import BatteryMonitor, BatteryReport, Nameplate
 from agent.poller import UpsJudge
-from agent.simulators.scenarios import aged_battery, gateway_reboot, new_battery, ups_silent
-from agent.simulators.ups import SimulatedUps
 from agent.state import DeviceState
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
 from collectors.readings import PollError
+from simulators.scenarios import aged_battery, gateway_reboot, new_battery, ups_silent
+from simulators.ups import SimulatedUps
 
 pytestmark = pytest.mark.integration
 

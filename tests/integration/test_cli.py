@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
-from agent.simulators.ups import SimulatedUps
+from simulators.snmp_router import SimInterface, SimulatedRouter
+from simulators.ups import SimulatedUps
 
 from .conftest import require
 from .test_agent_process import LoopThread, closed_tcp_port

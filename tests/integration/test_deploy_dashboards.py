@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.simulators.ups import SimulatedUps
+from simulators.ups import SimulatedUps
 
 from .conftest import require
 from .deploy_stack import (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.simulators.ups import SimulatedUps
+from simulators.ups import SimulatedUps
 
 from .conftest import require
 from .deploy_stack import DEPLOY

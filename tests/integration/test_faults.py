@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
-from agent.simulators.ups import SimulatedUps
+from simulators.snmp_router import SimInterface, SimulatedRouter
+from simulators.ups import SimulatedUps
 
 from .conftest import free_udp_port, missing, require
 from .test_agent_process import LoopThread, closed_tcp_port, get, samples, scrape

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.simulators.modbus_server import ModbusTcpServer, with_crc
-from agent.simulators.ups import SimulatedUps
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.decode import multiplier
 from collectors.modbus.profile import load_profile
 from collectors.modbus.transport import Gateway, Link
 from collectors.readings import PollError, UpsReading
+from simulators.modbus_server import ModbusTcpServer, with_crc
+from simulators.ups import SimulatedUps
 
 from .conftest import require
 from .test_agent_process import LoopThread, closed_tcp_port, get

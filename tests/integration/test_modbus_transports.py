@@ -18,19 +18,19 @@ import pytest
 
 from agent.config import parse_config
 from agent.daemon import build
-from agent.simulators.modbus_server import (
+from collectors.modbus.collector import ModbusCollector
+from collectors.modbus.profile import load_profile
+from collectors.modbus.transport import Gateway, GatewayPool, Link
+from collectors.readings import PollError
+from collectors.snmp.client import SnmpSessions
+from simulators.modbus_server import (
     ModbusRtuSerialServer,
     ModbusTcpServer,
     RegisterSource,
     crc16,
     with_crc,
 )
-from agent.simulators.ups import SimulatedUps
-from collectors.modbus.collector import ModbusCollector
-from collectors.modbus.profile import load_profile
-from collectors.modbus.transport import Gateway, GatewayPool, Link
-from collectors.readings import PollError
-from collectors.snmp.client import SnmpSessions
+from simulators.ups import SimulatedUps
 
 from .conftest import require, stop
 from .test_modbus_collector import FakeClock

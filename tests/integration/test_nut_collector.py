@@ -23,7 +23,6 @@ import pytest
 from agent.battery import BatteryMonitor
 from agent.poller import UpsJudge
 from agent.power import PowerCheck, UpsStatus
-from agent.simulators.ups import SimulatedUps
 from agent.state import DeviceState
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
@@ -31,6 +30,7 @@ from collectors.nut import NutCollector
 from collectors.readings import PollError, UpsReading
 from exporters.families import Families
 from exporters.power import battery_families, ups_families
+from simulators.ups import SimulatedUps
 
 from .conftest import HOST, missing, stop
 

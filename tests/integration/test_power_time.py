@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.simulators.ups import SimulatedUps
+from simulators.ups import SimulatedUps
 
 from .conftest import missing
 from .test_agent_process import LoopThread, get

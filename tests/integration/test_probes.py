@@ -27,12 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import parse_config
 from agent.daemon import snmp_poller
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from agent.state import AgentState, DeviceState, RouterStatus
 from collectors.probe import ProbeTarget, probe
 from collectors.readings import PollError
 from collectors.snmp.client import SnmpSessions
 from exporters.prometheus import build_registry
+from simulators.snmp_router import SimInterface, SimulatedRouter
 
 from .conftest import HOST, require
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
-from agent.simulators.ups import SimulatedUps
+from simulators.snmp_router import SimInterface, SimulatedRouter
+from simulators.ups import SimulatedUps
 
 from .deploy_stack import agent_process, http_get
 from .test_agent_process import LoopThread

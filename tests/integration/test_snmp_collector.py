@@ -12,7 +12,6 @@ from typing import TypeVar
 
 import pytest
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from collectors.readings import InterfaceSample, PollError, SnmpReading
 from collectors.snmp.client import SnmpSessions
 from collectors.snmp.collector import (
@@ -23,6 +22,7 @@ from collectors.snmp.collector import (
     NAME_COLUMNS,
     SnmpCollector,
 )
+from simulators.snmp_router import SimInterface, SimulatedRouter
 from tests.integration.conftest import HOST, Recording, SnmpPeer, free_udp_port
 from tests.snmp_replay import SNMPSIM_MAX_VAR_BINDS, load
 

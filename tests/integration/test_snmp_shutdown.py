@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
 
-from agent.simulators.snmp_router import SimInterface, SimulatedRouter
 from collectors.readings import PollError
 from collectors.snmp.client import UsmAuth
 from collectors.snmp.v3 import PysnmpTransport, close_engine
+from simulators.snmp_router import SimInterface, SimulatedRouter
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ import yaml
 
 from agent.config import parse_config
 from agent.daemon import modbus_poller
-from agent.simulators.modbus_server import READ_HOLDING, ModbusTcpServer
 from agent.state import AgentState, DeviceState
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.profile import load_profile
+from simulators.modbus_server import READ_HOLDING, ModbusTcpServer
 from tests.golden import assert_golden, poll_once
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "modbus"

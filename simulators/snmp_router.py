@@ -12,7 +12,8 @@
     await router.stop()
 
 Octet counters grow at the configured bit rates over `clock()` time, so a test that drives the
-clock knows the exact answer. Built on pysnmp's low-level message API (no MIB machinery).
+clock knows the exact answer. Built on pysnmp's low-level message API (no MIB machinery), not
+on collectors/snmp/ber.py: the collector's own codec is then checked against an independent one.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
 from pysnmp.proto import api
 
+from collectors.snmp.values import Oidt
+
 log = logging.getLogger(__name__)
 
 P = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-Oidt = tuple[int, ...]
 
 SYSTEM = (1, 3, 6, 1, 2, 1, 1)
 IF_NUMBER = (1, 3, 6, 1, 2, 1, 2, 1, 0)

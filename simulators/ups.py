@@ -20,7 +20,7 @@ Battery physics, simple but with the shape of a real lead-acid string:
   charge) minus I*R, where the string's resistance rises as health falls, so an old battery sags
   more when mains is lost.
 Scenarios (load-shedding days, an aged battery, a rebooting gateway, a UPS that goes silent) are
-in agent/simulators/scenarios.py.
+in simulators/scenarios.py.
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from agent.simulators.modbus_server import READ_HOLDING, READ_INPUT, ModbusTcpServer
 from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import ModbusProfile, load_profile
-
-ILLEGAL_DATA_ADDRESS = 2
-GATEWAY_TARGET_FAILED = 11
+from simulators.modbus_server import (
+    GATEWAY_TARGET_FAILED,
+    ILLEGAL_DATA_ADDRESS,
+    READ_HOLDING,
+    READ_INPUT,
+    ModbusTcpServer,
+)
 
 MAINS_VOLTS, MAINS_HZ = 230.0, 50.0  # Pakistan: 230 V 50 Hz
 CELL_FLOAT_V, CELL_ABSORB_V = 2.27, 2.35  # on mains: full (float) and recharging (absorption)

@@ -34,7 +34,9 @@ RegisterSource = Callable[[int, int, int, int], list[int] | int | None]
 Framing = Literal["socket", "rtu"]
 
 READ_HOLDING, READ_INPUT = 3, 4
-ILLEGAL_FUNCTION, ILLEGAL_DATA_VALUE, DEVICE_FAILURE = 1, 3, 4
+# Exception codes (application protocol 1.1b3, section 7) the servers and sources answer.
+ILLEGAL_FUNCTION, ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, DEVICE_FAILURE = 1, 2, 3, 4
+GATEWAY_TARGET_FAILED = 11
 _MBAP = struct.Struct(">HHHB")  # transaction id, protocol id (0), length, unit id
 _MAX_PDU = 253  # Modbus TCP ADU limit 260 bytes minus the 7-byte MBAP header
 _READ_REQUEST_BYTES = 8  # RTU FC03/FC04 request: unit, function, address, count, CRC
