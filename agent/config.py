@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
@@ -131,9 +131,16 @@ class InterfaceSettings(_Strict):
     saturation_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
 
 
-class _Device(_Strict):
+class DeviceSettings(_Strict):
+    """What every device kind's settings have; each kind adds its own (agent/kinds/)."""
+
     name: DeviceName
     address: str
+
+    @property
+    def gateway_key(self) -> tuple[str, str, int] | None:
+        """The shared gateway connection this device is polled through (None: its own)."""
+        return None
 
     @field_validator("address")
     @classmethod
@@ -158,7 +165,7 @@ SnmpAuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-5
 SnmpPrivProtocol = Literal["DES", "AES", "AES-128", "AES-192", "AES-256"]
 
 
-class SnmpDevice(_Device):
+class SnmpDevice(DeviceSettings):
     version: Literal["1", "2c", "3"] = "2c"
     community: SecretStr | None = None  # v1/v2c
     user: str | None = None  # v3 (USM user name)
@@ -250,7 +257,7 @@ class BatteryKeys(_Strict):
         return value
 
 
-class ModbusDevice(_Device, BatteryKeys):
+class ModbusDevice(DeviceSettings, BatteryKeys):
     unit: Annotated[int, Field(ge=0, le=255)] = 1
     profile: str = "apc-smart-ups"
     interval: Seconds = 5
@@ -270,7 +277,7 @@ class ModbusDevice(_Device, BatteryKeys):
 
     @field_validator("address")
     @classmethod
-    def _address_parses(cls, value: str) -> str:  # replaces _Device's: rtu takes a path
+    def _address_parses(cls, value: str) -> str:  # replaces DeviceSettings's: rtu takes a path
         if not value.startswith("/"):
             split_host_port(value, 1)
         return value
@@ -301,6 +308,10 @@ class ModbusDevice(_Device, BatteryKeys):
         return 0.05 if self.transport == "rtu" else 0.0
 
     @property
+    def gateway_key(self) -> tuple[str, str, int]:
+        return self.link.key
+
+    @property
     def link(self) -> Link:
         from collectors.modbus.transport import Link
 
@@ -320,7 +331,7 @@ class ModbusDevice(_Device, BatteryKeys):
         return value
 
 
-class NutDevice(_Device, BatteryKeys):
+class NutDevice(DeviceSettings, BatteryKeys):
     """A UPS served by NUT's upsd (USB UPS): `ups` is the name in upsd's ups.conf."""
 
     ups: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -431,11 +442,19 @@ class Config(_Strict):
     def listen_host_port(self) -> tuple[str, int]:
         return split_host_port(self.listen, 9877)
 
+    @property
+    def device_lists(self) -> list[tuple[str, list[DeviceSettings]]]:
+        """(key, devices) for every list of devices above, in the order they are declared."""
+        return [
+            (key, getattr(self, key))
+            for key, field in type(self).model_fields.items()
+            if _lists_devices(field.annotation)
+        ]
+
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         seen: dict[str, str] = {}
-        sections = (("snmp", self.snmp), ("modbus", self.modbus), ("nut", self.nut))
-        for section, devices in sections:
+        for section, devices in self.device_lists:
             for i, device in enumerate(devices):
                 where = f"{section}[{i}].name"
                 if device.name in seen:
@@ -461,7 +480,7 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _powered_by_refers_to_devices(self) -> Config:
-        names = {d.name for d in (*self.snmp, *self.modbus, *self.nut)}
+        names = {d.name for _, devices in self.device_lists for d in devices}
         for i, device in enumerate(self.snmp):
             supply = device.powered_by
             if supply is None or supply == "mains":
@@ -494,6 +513,16 @@ class Config(_Strict):
                     f"under interfaces: (listed: {', '.join(ports)})"
                 )
         return self
+
+
+def _lists_devices(annotation: object) -> bool:
+    """Is this a field type list[X] for some kind of device settings X?"""
+    args = get_args(annotation)
+    return (
+        get_origin(annotation) is list
+        and isinstance(args[0], type)
+        and issubclass(args[0], DeviceSettings)
+    )
 
 
 def expand_env(value: object, path: str, problems: list[str]) -> object:

@@ -15,10 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from collectors.modbus.collector import ModbusCollector
-from collectors.modbus.profile import ModbusProfile, load_profile
 from collectors.modbus.transport import GatewayPool
-from collectors.nut import NutCollector
 from collectors.snmp.client import SnmpSessions
 from exporters.auth import AuthGate
 from exporters.http import MetricsServer
@@ -28,89 +25,28 @@ from exporters.service import ServiceCollector
 from exporters.web_config import WebGuard
 
 from . import __version__
-from .battery import BatteryMonitor, monitor_for
-from .config import Config, ModbusDevice, NutDevice, SnmpDevice
-from .fleet import Device, Fleet, PollerFactory, kind_of
-from .poller import DevicePoller, RouterJudge, UpsJudge
+from .config import Config, DeviceSettings
+from .fleet import Fleet, PollerFactory
+from .kinds import Pools, configured, kind_of
+from .poller import DevicePoller
 from .reload import Reloader
 from .schedule import MonotonicScheduler
 from .service import ServiceCheck, site_view
-from .snmp_plan import snmp_collector
 from .state import AgentState, DeviceState
 
 log = logging.getLogger(__name__)
 
-# Share of the interval a poll may take before it is cut off; the rest is slack for the loop.
-_BUDGET_SHARE = 0.9
 # How often the losses of service are judged from the latest polls and probes (cheap: no I/O).
 _SERVICE_SECONDS = 1.0
-
-
-def poll_budget(interval: float, timeout: float, retries: int) -> float:
-    """Time one poll may take: most of the interval, but at least one request's full retry."""
-    return max(interval * _BUDGET_SHARE, timeout * (retries + 1))
-
-
-def snmp_poller(
-    device: SnmpDevice,
-    state: DeviceState,
-    sessions: SnmpSessions,
-    state_dir: str | None = None,
-) -> DevicePoller:
-    collector = snmp_collector(device, sessions)
-    budget = poll_budget(device.interval, device.timeout, device.retries)
-    # a UPS network card keeps its outage ledger like any UPS (no file until it sees one)
-    ups = UpsJudge(device.name, BatteryMonitor(device.name, state_dir=state_dir))
-    return DevicePoller(state, collector, RouterJudge(device, ups), budget)
-
-
-def device_profile(device: ModbusDevice) -> ModbusProfile:
-    """The device's profile with its own byte_order, when the config gives one."""
-    profile = load_profile(device.profile)
-    if device.byte_order is not None:
-        profile = profile.model_copy(update={"byte_order": device.byte_order})
-    return profile
-
-
-def modbus_poller(
-    device: ModbusDevice,
-    state: DeviceState,
-    gateways: GatewayPool | None = None,
-    state_dir: str | None = None,  # None: battery history in memory only (the check command)
-) -> DevicePoller:
-    """`gateways` shares one connection per gateway among devices; None: a private one."""
-    gateway = (gateways or GatewayPool()).gateway(
-        device.link, timeout=device.timeout, retries=device.retries, pause=device.pause
-    )
-    collector = ModbusCollector.on_gateway(gateway, device.unit, device_profile(device))
-    budget = poll_budget(device.interval, device.timeout, device.retries)
-    judge = UpsJudge(device.name, monitor_for(device.name, device, state_dir))
-    return DevicePoller(state, collector, judge, budget)
-
-
-def nut_poller(device: NutDevice, state: DeviceState, state_dir: str | None = None) -> DevicePoller:
-    host, port = device.host_port
-    password = device.password.get_secret_value() if device.password else None
-    collector = NutCollector(
-        host, port, device.ups, username=device.username, password=password,
-        timeout=device.timeout,
-    )  # fmt: skip
-    budget = poll_budget(device.interval, device.timeout, 0)
-    judge = UpsJudge(device.name, monitor_for(device.name, device, state_dir))
-    return DevicePoller(state, collector, judge, budget)
 
 
 def poller_factory(sessions: SnmpSessions) -> PollerFactory:
     """Builds any device's poller; SNMP devices share `sessions`, Modbus ones the gateway pool."""
 
     def make(
-        device: Device, state: DeviceState, gateways: GatewayPool, state_dir: str
+        device: DeviceSettings, state: DeviceState, gateways: GatewayPool, state_dir: str
     ) -> DevicePoller:
-        if isinstance(device, SnmpDevice):
-            return snmp_poller(device, state, sessions, state_dir)
-        if isinstance(device, ModbusDevice):
-            return modbus_poller(device, state, gateways, state_dir)
-        return nut_poller(device, state, state_dir)
+        return kind_of(device).poller(device, state, Pools(sessions, gateways), state_dir)
 
     return make
 
@@ -122,8 +58,8 @@ def build(
     state = AgentState(config.site.id, config.site.name, __version__)
     make, gateways = poller_factory(sessions), GatewayPool()
     pollers: list[tuple[DevicePoller, float]] = []
-    for device in (*config.snmp, *config.modbus, *config.nut):
-        device_state = state.devices[device.name] = DeviceState(device.name, kind_of(device))
+    for device in configured(config):
+        device_state = state.devices[device.name] = DeviceState(device.name, kind_of(device).name)
         pollers.append((make(device, device_state, gateways, config.state_dir), device.interval))
     return state, pollers
 

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from collectors.host import read_host
 from collectors.modbus.transport import GatewayPool
 
-from .config import Config, HostSettings, LinkSettings, ModbusDevice, NutDevice, SnmpDevice
+from .config import Config, DeviceSettings, HostSettings, LinkSettings
+from .kinds import configured, kind_of
 from .link_quality import LinkProber
 from .poller import DevicePoller
 from .schedule import MonotonicScheduler
@@ -25,9 +26,8 @@ from .state import AgentState, DeviceState
 
 log = logging.getLogger(__name__)
 
-Device = SnmpDevice | ModbusDevice | NutDevice
 # (device settings, its state, the gateway pool, state_dir) -> its poller
-PollerFactory = Callable[[Device, DeviceState, GatewayPool, str], DevicePoller]
+PollerFactory = Callable[[DeviceSettings, DeviceState, GatewayPool, str], DevicePoller]
 
 _MAX_START_JITTER_SECONDS = 2.0
 # Each further device's first poll starts this much later (at most 20 first polls a second),
@@ -36,17 +36,11 @@ _MAX_START_JITTER_SECONDS = 2.0
 # 11 devices start within 2.5 s instead of 2.
 _START_SPACING_SECONDS = 0.05
 _BACKOFF_MIN_SECONDS, _BACKOFF_MAX_SECONDS = 1.0, 30.0  # GatewayPool's own defaults
-_KINDS: dict[type, str] = {SnmpDevice: "snmp", ModbusDevice: "modbus", NutDevice: "nut"}
-
-
-def kind_of(device: Device) -> str:
-    """The `kind` label: snmp, modbus or nut."""
-    return _KINDS[type(device)]
 
 
 @dataclass
 class _Running:
-    settings: Device
+    settings: DeviceSettings
     state_dir: str  # battery history lives there (modbus, nut): a change replaces the device
     poller: DevicePoller
 
@@ -87,7 +81,7 @@ class Fleet:
 
     async def apply(self, config: Config) -> Changes:
         """Move to `config` (already validated, so building a poller does not fail)."""
-        wanted = {d.name: d for d in (*config.snmp, *config.modbus, *config.nut)}
+        wanted = {d.name: d for d in configured(config)}
         kept = {
             name
             for name, running in self._devices.items()
@@ -100,16 +94,13 @@ class Fleet:
         # A gateway whose devices all left goes, so one that comes back with another transport
         # gets a fresh Gateway instead of clashing with the old one.
         await self.gateways.retire(
-            {
-                r.settings.link.key
-                for r in self._devices.values()
-                if isinstance(r.settings, ModbusDevice)
-            }
+            {key for r in self._devices.values() if (key := r.settings.gateway_key) is not None}
         )
-        if config.modbus:
+        intervals = [d.interval for d in wanted.values() if d.gateway_key is not None]
+        if intervals:
             # A gateway back from a reboot must be polled again within one interval: cap the
             # reconnect back-off (agent-wide, for gateways created from now on) below it.
-            cap = 0.9 * min(d.interval for d in config.modbus)
+            cap = 0.9 * min(intervals)
             self.gateways.backoff_min = min(_BACKOFF_MIN_SECONDS, cap)
             self.gateways.backoff_max = min(_BACKOFF_MAX_SECONDS, cap)
         for name in coming:
@@ -131,10 +122,11 @@ class Fleet:
 
     @staticmethod
     def _same_dir(running: _Running, state_dir: str) -> bool:
-        return isinstance(running.settings, SnmpDevice) or running.state_dir == state_dir
+        kind = kind_of(running.settings)
+        return not kind.restart_on_state_dir or running.state_dir == state_dir
 
-    def _start(self, device: Device, state_dir: str) -> None:
-        device_state = DeviceState(device.name, kind_of(device))
+    def _start(self, device: DeviceSettings, state_dir: str) -> None:
+        device_state = DeviceState(device.name, kind_of(device).name)
         poller = self._factory(device, device_state, self.gateways, state_dir)
         self.state.devices[device.name] = device_state
         self._devices[device.name] = _Running(device, state_dir, poller)

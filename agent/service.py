@@ -38,7 +38,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from .config import Config
-from .power import UpsStatus
+from .kinds import KINDS
 from .state import AgentState, RouterStatus
 
 log = logging.getLogger(__name__)
@@ -269,14 +269,6 @@ class ServiceCheck:
         return replace(loss, cause="power", why=f"dark since the power cut ({loss.why})")
 
 
-def _ups_status(status: object) -> UpsStatus | None:
-    if isinstance(status, UpsStatus):
-        return status
-    if isinstance(status, RouterStatus):
-        return status.ups
-    return None
-
-
 def site_view(state: AgentState, config: Config) -> SiteView:
     """What the pollers and probes last saw, in the check's terms."""
     powered_by = {d.name: d.powered_by for d in config.snmp}
@@ -284,16 +276,18 @@ def site_view(state: AgentState, config: Config) -> SiteView:
     equipment: list[Equipment] = []
     routers: dict[str, RouterStatus] = {}
     for device in list(state.devices.values()):
-        ups = _ups_status(device.status)
+        kind = KINDS[device.kind]
+        ups = kind.power(device.status)
         if ups is not None:
             charge = ups.values.get("battery.charge")
             supplies.append(
                 Supply(device.name, bool(device.up), ups.on_battery, ups.low_battery, charge)
             )
-        if isinstance(device.status, RouterStatus):
-            routers[device.name] = device.status
+        router = kind.router(device.status)
+        if router is not None:
+            routers[device.name] = router
         # modbus and nut devices are UPSes even before their first answer
-        is_ups = ups is not None or device.kind != "snmp"
+        is_ups = ups is not None or kind.always_supply
         equipment.append(Equipment(device.name, device.up, powered_by.get(device.name), is_ups))
     return SiteView(tuple(supplies), tuple(equipment), tuple(_paths(state, routers)))
 

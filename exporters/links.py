@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from prometheus_client.core import HistogramMetricFamily
 
+from agent.kinds import KINDS
 from agent.link_quality import RTT_BUCKETS, LinkStatus
-from agent.state import AgentState, RouterStatus
+from agent.state import AgentState
 
 from .families import Families, Family
 
@@ -23,8 +24,9 @@ def link_families(state: AgentState) -> list[Family | HistogramMetricFamily]:
     for link in list(state.links.values()):
         _link(out, histogram, link)
     for name, device in list(state.devices.items()):
-        if isinstance(device.status, RouterStatus) and device.status.wan is not None:
-            wan = device.status.wan
+        router = KINDS[device.kind].router(device.status)
+        if router is not None and router.wan is not None:
+            wan = router.wan
             active = out.gauge(
                 "wan_active",
                 "1 for the wan port carrying the device's internet traffic, else 0.",

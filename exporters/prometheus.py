@@ -16,14 +16,13 @@ from prometheus_client import ProcessCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from agent.power import UpsStatus
-from agent.state import AgentState, DeviceState, RouterStatus
+from agent.kinds import KINDS
+from agent.state import AgentState, DeviceState
 
 from .exposition import Assembler, Rendered, TextRegistry, render
 from .families import Families
 from .links import link_families
-from .network import router_families
-from .power import battery_families, ups_families
+from .power import battery_families
 
 _T = TypeVar("_T")
 
@@ -103,12 +102,8 @@ def _snapshot_families(out: Families, device: DeviceState) -> None:
     states and rates are not true now (its WAN port "down" would alert on a dead router). The
     agent's own ledgers (outages, battery health) stay; counters resume where they were.
     """
-    if isinstance(device.status, RouterStatus) and device.up:
-        router_families(out, device.name, device.status)
-        if device.status.ups is not None:  # a UPS network card
-            ups_families(out, device.name, device.status.ups)
-    elif isinstance(device.status, UpsStatus) and device.up:
-        ups_families(out, device.name, device.status)
+    if device.status is not None and device.up:
+        KINDS[device.kind].metrics(out, device.name, device.status)
     if device.battery is not None:
         battery_families(out, device.name, device.battery)
 

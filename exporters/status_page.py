@@ -12,9 +12,9 @@ import html
 import time
 from typing import Any
 
+from agent.kinds import KINDS
 from agent.link_quality import LinkStatus
-from agent.power import UpsStatus
-from agent.state import AgentState, DeviceState, RouterStatus
+from agent.state import AgentState
 
 REFRESH_SECONDS = 5
 
@@ -35,8 +35,8 @@ def _link_entries(state: AgentState) -> list[dict[str, Any]]:
     probes = dict(state.links)
     entries = []
     for device in state.devices.values():
-        status = device.status
-        if not isinstance(status, RouterStatus):
+        status = KINDS[device.kind].router(device.status)
+        if status is None:
             continue
         active = status.wan.active if status.wan else None
         for port in status.interfaces:
@@ -88,38 +88,6 @@ def _link_entries(state: AgentState) -> list[dict[str, Any]]:
     return entries
 
 
-def _is_ups(device: DeviceState) -> bool:
-    return device.kind in ("modbus", "nut") or (
-        isinstance(device.status, RouterStatus) and device.status.ups is not None
-    )
-
-
-def _ups_entry(device: DeviceState) -> dict[str, Any]:
-    status = device.status if isinstance(device.status, UpsStatus) else None
-    if isinstance(device.status, RouterStatus):  # a UPS network card over SNMP
-        status = device.status.ups
-    if not device.up:  # what a silent UPS last said is not true now (as on /metrics)
-        status = None
-    values = status.values if status else {}
-    battery = device.battery
-    return {
-        "name": device.name,
-        "up": device.up,
-        "model": status.info.get("device.model") if status else None,
-        "on_battery": status.on_battery if status else None,
-        "power_state": status.state if status else None,
-        "low_battery": status.low_battery if status else None,
-        "replace_battery": status.replace_battery if status else None,
-        "charge_percent": values.get("battery.charge"),
-        "runtime_seconds": values.get("battery.runtime"),
-        "input_volts": values.get("input.voltage"),
-        "load_percent": values.get("ups.load"),
-        "battery_health_ratio": battery.health if battery else None,
-        "outages": battery.outages if battery else None,
-        "last_outage_seconds": battery.last_outage_seconds if battery else None,
-    }
-
-
 def status_document(state: AgentState, now: float | None = None) -> dict[str, Any]:
     """What the page shows, as plain data (the /status.json answer)."""
     now = time.time() if now is None else now
@@ -128,7 +96,9 @@ def status_document(state: AgentState, now: float | None = None) -> dict[str, An
         "version": state.version,
         "generated": now,
         "links": _link_entries(state),
-        "ups": [_ups_entry(d) for d in state.devices.values() if _is_ups(d)],
+        "ups": [
+            card for d in state.devices.values() if (card := KINDS[d.kind].card(d)) is not None
+        ],
         "devices": [
             {
                 "name": d.name,

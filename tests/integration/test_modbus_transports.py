@@ -300,7 +300,7 @@ def test_missing_serial_port_is_unreachable(tmp_path: Path) -> None:
 
 
 def test_check_command_opens_the_serial_port(pty_pair: tuple[str, str], tmp_path: Path) -> None:
-    from agent.healthcheck import check_modbus
+    from agent.commission.modbus import check_modbus
 
     sim_end, agent_end = pty_pair
 

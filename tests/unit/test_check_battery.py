@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.healthcheck import _battery_step
+from agent.commission.steps import battery_step
 from collectors.readings import UpsReading
 
 VALUES = {"battery.charge": 96.0, "battery.runtime": 1800.0}
@@ -26,6 +26,6 @@ def ups(*flags: str) -> UpsReading:
     ],
 )  # fmt: skip
 def test_battery_step_says_what_the_ups_is_doing(flags, result, detail):
-    step = _battery_step("ups-rack", ups(*flags))
+    step = battery_step("ups-rack", ups(*flags))
     assert (step.status, step.detail) == (result, detail)
     assert step.hint or result == "PASS"

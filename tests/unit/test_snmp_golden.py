@@ -24,8 +24,8 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
+from agent.commission.snmp import check_snmp
 from agent.config import parse_config
-from agent.healthcheck import check_snmp
 from agent.poller import DevicePoller, RouterJudge
 from agent.snmp_plan import PlannedSnmpCollector
 from agent.state import AgentState, DeviceState
