@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 class PollError(Exception):
@@ -126,3 +127,17 @@ class HostReading:
     filesystems: Mapping[str, tuple[float, float]]  # mountpoint -> (size, available) bytes
     network: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # nic -> (rx, tx)
     clock_synchronized: bool | None = None  # kernel NTP state (adjtimex); None: cannot tell
+
+
+# What a device does at the centre, as its profile declares it. Each role has its own reading
+# type; roles not listed in READINGS have none yet, so no profile can declare them.
+Role = Literal["ups", "genset", "inverter", "ats", "router", "switch"]
+READINGS: dict[str, type] = {"ups": UpsReading, "router": SnmpReading, "switch": SnmpReading}
+
+
+def role_read_as(role: str, reading: type) -> str:
+    """`role`, if a profile family that decodes into `reading` can serve it; else ValueError."""
+    if READINGS.get(role) is not reading:
+        served = ", ".join(r for r, t in READINGS.items() if t is reading)
+        raise ValueError(f"{role} is not read by this kind of profile yet (it reads: {served})")
+    return role

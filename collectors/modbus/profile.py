@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from collectors.packaged import load, parse, profile_names
+from collectors.readings import Role, UpsReading, role_read_as
 from collectors.schema import STRICT
 
 Register = Literal["holding", "input"]
@@ -163,6 +164,8 @@ class ModbusProfile(_Model):
 
     profile: str
     description: str = ""
+    # What the device is; the decoder fills an UpsReading, so only ups for now.
+    role: Annotated[Role, AfterValidator(lambda role: role_read_as(role, UpsReading))]
     byte_order: ByteOrder = "ABCD"
     info: dict[str, str] = Field(default_factory=dict)
     blocks: tuple[Block, ...] = Field(min_length=1)

@@ -23,11 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from collectors.modbus.profile import StatusToken
 from collectors.packaged import load, profile_names
-from collectors.readings import PollError, UpsReading
+from collectors.readings import PollError, Role, UpsReading, role_read_as
 from collectors.schema import STRICT
 
 from .client import SnmpClient
@@ -70,6 +70,7 @@ class FlagSource(_Strict):
 class UpsProfile(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     description: str = ""
+    role: Annotated[Role, AfterValidator(lambda role: role_read_as(role, UpsReading))]
     source: str  # where the OIDs and their meanings come from
     match: list[Annotated[str, Field(pattern=_OID)]] = []
     probe: Annotated[str, Field(pattern=_OID)]  # answers on a device this profile fits

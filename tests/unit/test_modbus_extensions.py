@@ -58,6 +58,7 @@ def test_field_decoding(spec: dict[str, Any], words: list[int], expected: object
 
 PROFILE = """\
 profile: t
+role: ups
 blocks:
   - {name: in, register: input, address: 0, count: 4}
   - {name: hold, address: 100, count: 3}

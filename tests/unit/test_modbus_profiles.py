@@ -14,6 +14,7 @@ from collectors.packaged import ProfileError
 
 GOOD = """\
 profile: test-ups
+role: ups
 blocks:
   - {name: dynamic, address: 128, count: 44}
 fields:
@@ -72,6 +73,14 @@ def test_good_profile_parses() -> None:
             "profile: test-ups",
             "profile: test-ups\nvendor: APC",
             r"^test-ups\.yaml: vendor: Extra inputs",
+        ),
+        # the role: one of the known roles, and one whose reading a Modbus profile decodes
+        ("role: ups\n", "", r"^test-ups\.yaml: role: required key is missing"),
+        ("role: ups", "role: fridge", r"^test-ups\.yaml: role: Input should be 'ups', 'genset'"),
+        (
+            "role: ups",
+            "role: genset",
+            r"^test-ups\.yaml: role: .*genset is not read by this kind of profile yet",
         ),
         # bad byte order
         (
@@ -181,7 +190,7 @@ def test_several_errors_are_counted_on_one_line() -> None:
     [
         ("profile: [unclosed", r"^x\.yaml: not valid YAML: "),
         ("- just a list", r"^x\.yaml: expected a mapping"),
-        ("profile: x\nblocks: []", r"^x\.yaml: blocks: .* at least 1 item"),
+        ("profile: x\nrole: ups\nblocks: []", r"^x\.yaml: blocks: .* at least 1 item"),
     ],
 )
 def test_not_a_profile(text: str, message: str) -> None:
@@ -193,3 +202,8 @@ def test_not_a_profile(text: str, message: str) -> None:
 def test_unknown_profile_lists_the_available_ones(name: str) -> None:
     with pytest.raises(ProfileError, match=r"no such Modbus profile \(available: .*apc-smart-ups"):
         load_profile(name)
+
+
+@pytest.mark.parametrize("name", available_profiles())
+def test_every_packaged_profile_declares_its_role(name: str) -> None:
+    assert load_profile(name).role == "ups"

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent.power import PowerCheck, UpsStatus
-from collectors.snmp.ups import FlagSource, candidates, load_profile, ups_reading
+from collectors.snmp.ups import FlagSource, UpsProfile, candidates, load_profile, ups_reading
 from collectors.snmp.values import Counter64, Oid
 
 APC = "1.3.6.1.4.1.318.1.1.1."
@@ -106,3 +106,13 @@ def test_ups_mib_battery_source_during_a_test_is_a_self_test() -> None:
 def test_a_flag_outside_the_nut_vocabulary_is_refused() -> None:
     with pytest.raises(ValidationError):
         FlagSource.model_validate({"field": "x", "oid": "1.3.6.1", "map": {1: ["ONBATT"]}})
+
+
+@pytest.mark.parametrize("name", ["apc-powernet", "ietf-ups-mib"])
+def test_ups_profiles_declare_their_role(name: str) -> None:
+    assert load_profile(name).role == "ups"
+
+
+def test_a_role_without_a_ups_reading_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"router is not read by this kind of profile yet"):
+        UpsProfile.model_validate({"name": "x", "role": "router", "source": "s", "probe": "1.3"})
