@@ -4,7 +4,9 @@ into its family's strict model once.
     profile_names("modbus")                                 -> ["apc-smart-ups", ...]
     load("snmp", "cisco-ios", SnmpProfile, kind="SNMP")     -> SnmpProfile(name="cisco-ios", ...)
 
-Every error is a ProfileError of one line naming the file and the key.
+Every family's model starts from ProfileHeader, so the keys they share are named the same way
+in each: `name` (the file's name), `description`, `source`. Every error is a ProfileError of one
+line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -16,13 +18,24 @@ from importlib import resources
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from .schema import first_problem
+from .schema import STRICT, first_problem
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a file name, never a path
 
-Model = TypeVar("Model", bound=BaseModel)
+
+class ProfileHeader(BaseModel):
+    """The keys every profile family has."""
+
+    model_config = STRICT
+
+    name: str = Field(pattern=_NAME.pattern)  # repeats the file's name
+    description: str = ""
+    source: str = Field(min_length=1)  # where the map comes from: MIB, vendor document, driver
+
+
+Model = TypeVar("Model", bound=ProfileHeader)
 
 
 class ProfileError(ValueError):
@@ -59,18 +72,16 @@ def load(
     model: type[Model],
     *,
     kind: str,
-    name_key: str = "name",
     named: tuple[str, ...] = (),
 ) -> Model:
     """collectors/profiles/<family>/<name>.yaml, validated; `kind` names the family in the
-    error for an unknown name, `name_key` is the key that must repeat the file's name."""
+    error for an unknown name."""
     filename = f"{family}/{name}.yaml"
     entry = resources.files("collectors").joinpath("profiles", family, f"{name}.yaml")
     if not _NAME.match(name) or not entry.is_file():
         known = ", ".join(profile_names(family)) or "none"
         raise ProfileError(f"{filename}: no such {kind} profile (available: {known})")
     profile = parse(entry.read_text(encoding="utf-8"), filename, model, named=named)
-    said = getattr(profile, name_key)
-    if said != name:
-        raise ProfileError(f"{filename}: {name_key}: says {said!r}, expected {name!r}")
+    if profile.name != name:
+        raise ProfileError(f"{filename}: name: says {profile.name!r}, expected {name!r}")
     return profile

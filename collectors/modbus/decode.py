@@ -142,8 +142,8 @@ def compile_field(spec: FieldSpec, default_order: ByteOrder = "ABCD") -> FieldDe
 
         return FieldDecoder(spec.name, keys, convert_string)
 
-    if spec.text is not None or spec.text_bits is not None:
-        by_value, by_bit = spec.text, spec.text_bits
+    if spec.map is not None or spec.map_bits is not None:
+        by_value, by_bit = spec.map, spec.map_bits
 
         def convert_text(words: Sequence[int]) -> str | None:
             raw = words_to_raw(words, order)

@@ -3,7 +3,8 @@
 A profile names the register blocks to read (whole documented blocks: APC answers "illegal data
 address" when a read crosses a gap) and where each NUT variable and status bit lives inside them::
 
-    profile: apc-smart-ups
+    name: apc-smart-ups
+    source: APC AN176 as NUT's apc_modbus.c reads it
     byte_order: ABCD                  # default word/byte order of 32-bit values
     info: {device.mfr: APC}           # constants copied into every reading
     blocks:
@@ -24,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from collectors.packaged import load, parse, profile_names
+from collectors.packaged import ProfileHeader, load, parse, profile_names
 from collectors.schema import STRICT
 
 Register = Literal["holding", "input"]
@@ -86,10 +87,10 @@ class FieldSpec(_Model):
     valid: tuple[float, float] | None = None  # plausible [min, max] in the final unit
     # SunSpec: address of the signed *_SF register (same table); value = raw * 10**SF * scale.
     scale_register: int | None = Field(default=None, ge=0, le=0xFFFF)
-    # u16 codes as NUT words for .info: `text` by value (unlisted -> invalid), `text_bits` by
+    # u16 codes as NUT words for .info: `map` by value (unlisted -> invalid), `map_bits` by
     # the lowest listed bit that is set (none set -> nothing to report).
-    text: dict[int, str] | None = None
-    text_bits: dict[int, str] | None = None
+    map: dict[int, str] | None = None
+    map_bits: dict[int, str] | None = None
 
     @property
     def width(self) -> int:
@@ -105,12 +106,12 @@ class FieldSpec(_Model):
             raise ValueError("scale: give scale or binary_point, not both")
         if self.scale == 0:
             raise ValueError("scale: must not be 0")
-        if self.text is not None and self.text_bits is not None:
-            raise ValueError("text: give text or text_bits, not both")
-        if (self.text is not None or self.text_bits is not None) and self.type != "u16":
-            raise ValueError(f"text: only u16 codes take text, not {self.type}")
-        if self.text_bits is not None and any(not 0 <= bit < 16 for bit in self.text_bits):
-            raise ValueError("text_bits: bits of a u16 are 0 to 15")
+        if self.map is not None and self.map_bits is not None:
+            raise ValueError("map: give map or map_bits, not both")
+        if (self.map is not None or self.map_bits is not None) and self.type != "u16":
+            raise ValueError(f"map: only u16 codes map to words, not {self.type}")
+        if self.map_bits is not None and any(not 0 <= bit < 16 for bit in self.map_bits):
+            raise ValueError("map_bits: bits of a u16 are 0 to 15")
         numeric_only = {
             "scale_register": self.scale_register is not None,
             "scale": self.scale is not None,
@@ -158,11 +159,9 @@ class Bitfield(_Model):
         return self
 
 
-class ModbusProfile(_Model):
+class ModbusProfile(ProfileHeader):
     """A whole device map. Validation guarantees every value can be cut out of a read block."""
 
-    profile: str
-    description: str = ""
     byte_order: ByteOrder = "ABCD"
     info: dict[str, str] = Field(default_factory=dict)
     blocks: tuple[Block, ...] = Field(min_length=1)
@@ -230,4 +229,4 @@ def available_profiles() -> list[str]:
 
 def load_profile(name: str) -> ModbusProfile:
     """collectors/profiles/modbus/<name>.yaml from the installed package."""
-    return load("modbus", name, ModbusProfile, kind="Modbus", name_key="profile", named=_NAMED)
+    return load("modbus", name, ModbusProfile, kind="Modbus", named=_NAMED)
