@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from collectors.packaged import ProfileHeader, load, parse, profile_names
+from collectors.packaged import Family, ProfileHeader, load, parse, profile_names
 from collectors.schema import STRICT
 
 Register = Literal["holding", "input"]
@@ -217,16 +217,20 @@ class ModbusProfile(ProfileHeader):
         return self
 
 
+MODBUS = Family("modbus", ModbusProfile, "Modbus", _NAMED)
+
+
 def parse_profile(text: str, source: str) -> ModbusProfile:
     """Validate profile YAML; `source` (a file name) goes into error messages."""
     return parse(text, source, ModbusProfile, named=_NAMED)
 
 
-def available_profiles() -> list[str]:
-    """Names of the packaged Modbus profiles (file names without .yaml)."""
-    return profile_names("modbus")
+def available_profiles(site: str | None = None) -> list[str]:
+    """Names of the Modbus profiles, packaged and in `site` (None: the site directory in
+    force), as file names without .yaml."""
+    return profile_names(MODBUS, site)
 
 
 def load_profile(name: str) -> ModbusProfile:
-    """collectors/profiles/modbus/<name>.yaml from the installed package."""
-    return load("modbus", name, ModbusProfile, kind="Modbus", named=_NAMED)
+    """<profile_dir>/modbus/<name>.yaml, else collectors/profiles/modbus/<name>.yaml."""
+    return load(MODBUS, name)

@@ -14,12 +14,11 @@ from __future__ import annotations
 import fnmatch
 import statistics
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from collectors.packaged import ProfileHeader, load, profile_names
+from collectors.packaged import Family, ProfileHeader, load, load_all, profile_names
 from collectors.readings import HealthSample
 from collectors.schema import STRICT
 
@@ -72,17 +71,19 @@ class SnmpProfile(ProfileHeader):
         return list(dict.fromkeys(oids))
 
 
+SNMP = Family("snmp", SnmpProfile, "SNMP")
+
+
 def available_profiles() -> list[str]:
-    return profile_names("snmp")
+    return profile_names(SNMP)
 
 
 def load_profile(name: str) -> SnmpProfile:
-    return load("snmp", name, SnmpProfile, kind="SNMP")
+    return load(SNMP, name)
 
 
-@cache
 def all_profiles() -> tuple[SnmpProfile, ...]:
-    return tuple(load_profile(name) for name in available_profiles())
+    return load_all(SNMP)
 
 
 def prefix_length(match: Sequence[str], sys_object_id: str) -> int | None:

@@ -20,13 +20,12 @@ source gives it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import cache
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 from collectors.modbus.profile import StatusToken
-from collectors.packaged import ProfileHeader, load, profile_names
+from collectors.packaged import Family, ProfileHeader, load, load_all, profile_names
 from collectors.readings import PollError, UpsReading
 from collectors.schema import STRICT
 
@@ -90,17 +89,19 @@ class UpsProfile(ProfileHeader):
         return list(dict.fromkeys(s.oid for s in sources if s.table))
 
 
+SNMP_UPS = Family("snmp-ups", UpsProfile, "SNMP UPS")
+
+
 def available_profiles() -> list[str]:
-    return profile_names("snmp-ups")
+    return profile_names(SNMP_UPS)
 
 
 def load_profile(name: str) -> UpsProfile:
-    return load("snmp-ups", name, UpsProfile, kind="SNMP UPS")
+    return load(SNMP_UPS, name)
 
 
-@cache
 def all_profiles() -> tuple[UpsProfile, ...]:
-    return tuple(load_profile(name) for name in available_profiles())
+    return load_all(SNMP_UPS)
 
 
 def candidates(sys_object_id: str) -> list[UpsProfile]:
