@@ -564,12 +564,15 @@ def site_profile_problems(profile_dir: str) -> list[str]:
 
     families = (MODBUS, SNMP, SNMP_UPS)
     folders = {family.folder for family in families}
-    found = [
-        f"{path}: not read: profiles go in {', '.join(f'{f}/' for f in sorted(folders))}"
-        for path in sorted(root.iterdir())
-        if path.name not in folders
-    ]
-    return found + [line for family in families for line in site_problems(family, root)]
+    try:
+        found = [
+            f"{path}: not read: profiles go in {', '.join(f'{f}/' for f in sorted(folders))}"
+            for path in sorted(root.iterdir())
+            if path.name not in folders
+        ]
+        return found + [line for family in families for line in site_problems(family, root)]
+    except OSError as exc:  # the agent's user may not read it
+        return [f"{exc.filename}: cannot read the profile directory ({exc.strerror})"]
 
 
 def load_config(path: str | Path) -> Config:

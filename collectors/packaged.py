@@ -119,9 +119,16 @@ def site_problems(family: Family[Model], site: str | Path) -> list[str]:
             continue
         profile, lines = _validated(text, str(path), family.model, family.named)
         found += lines
-        if profile is not None and profile.name != path.stem:
-            found.append(f"{path}: name: says {profile.name!r}, expected {path.stem!r}")
+        if profile is not None and (wrong := _misnamed(profile, path.stem, str(path))):
+            found.append(wrong)
     return found
+
+
+def _misnamed(profile: ProfileHeader, name: str, source: str) -> str:
+    """The problem when a profile's `name` is not its file's name, else ""."""
+    return (
+        "" if profile.name == name else f"{source}: name: says {profile.name!r}, expected {name!r}"
+    )
 
 
 def _names(family: Family[Model], site: Path | None) -> list[str]:
@@ -167,8 +174,8 @@ def _read(family: Family[Model], name: str, site: Path | None) -> Model:
         known = ", ".join(_names(family, site)) or "none"
         raise ProfileError(f"{filename}: no such {family.kind} profile (available: {known})")
     profile = parse(text, source, family.model, named=family.named)
-    if profile.name != name:
-        raise ProfileError(f"{source}: name: says {profile.name!r}, expected {name!r}")
+    if wrong := _misnamed(profile, name, source):
+        raise ProfileError(wrong)
     return profile
 
 
