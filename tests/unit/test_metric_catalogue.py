@@ -226,10 +226,12 @@ def test_catalogue_follows_prometheus_naming() -> None:
         assert name.endswith("_total") == (type_ == "counter"), f"{name}: _total is for counters"
         assert name.endswith("_info") == (type_ == "info"), f"{name}: _info is for info"
         assert not NOT_BASE.search(name), f"{name}: use base units"
-        if unit is not None:
-            assert unit in UNITS, f"{name}: {unit} is not a base unit"
-            base = name.removesuffix("_total")
-            assert base.endswith(f"_{unit}"), f"{name}: the unit {unit} ends the name"
+        assert unit is None or unit in UNITS, f"{name}: {unit} is not a base unit"
+        base = name.removesuffix("_total")
+        named = next(
+            (u for u in sorted(UNITS, key=len, reverse=True) if base.endswith(f"_{u}")), None
+        )
+        assert unit == named, f"{name}: the unit ({unit}) is the one the name ends with ({named})"
         if type_ == "histogram":
             assert unit is not None, f"{name}: a histogram has a unit"
         for label in entry.get("labels", []):
