@@ -193,8 +193,8 @@ def decode_flags(bitfield: Bitfield, words: Sequence[int], default_order: ByteOr
     """NUT status tokens whose bits are set."""
     raw = words_to_raw(words, bitfield.byte_order or default_order)
     flags = {token for bit, token in bitfield.bits.items() if raw >> bit & 1}
-    if raw in bitfield.values:
-        flags.add(bitfield.values[raw])
+    if raw in bitfield.map:
+        flags.add(bitfield.map[raw])
     return flags
 
 

@@ -143,7 +143,7 @@ class Bitfield(_Model):
     byte_order: ByteOrder | None = None
     bits: dict[int, StatusToken] = Field(default_factory=dict)
     # An enum register instead of bits: the whole value selects a token (Growatt status 2 -> OB).
-    values: dict[int, StatusToken] = Field(default_factory=dict)
+    map: dict[int, StatusToken] = Field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -151,8 +151,8 @@ class Bitfield(_Model):
 
     @model_validator(mode="after")
     def _bits_fit(self) -> Bitfield:
-        if not self.bits and not self.values:
-            raise ValueError("bits: give bits or values")
+        if not self.bits and not self.map:
+            raise ValueError("bits: give bits or map")
         for bit in self.bits:
             if not 0 <= bit < 16 * self.width:
                 raise ValueError(f"bits: bit {bit} does not exist in a {self.type}")
@@ -173,7 +173,7 @@ class ModbusProfile(ProfileHeader):
     @property
     def known_flags(self) -> frozenset[str]:
         return frozenset(
-            token for bf in self.bitfields for token in (*bf.bits.values(), *bf.values.values())
+            token for bf in self.bitfields for token in (*bf.bits.values(), *bf.map.values())
         )
 
     def block_for(self, table: str, address: int, width: int) -> Block | None:

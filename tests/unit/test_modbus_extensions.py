@@ -66,7 +66,7 @@ fields:
   - {name: battery.charge, register: input, address: 0, type: u16, scale_register: 1}
   - {name: ups.test.result, address: 101, type: u16, map_bits: {2: Done and passed}}
 bitfields:
-  - {register: input, address: 2, values: {2: OB, 5: OL, 6: OL}}
+  - {register: input, address: 2, map: {2: OB, 5: OL, 6: OL}}
   - {address: 100, bits: {0: LB}}
 """
 
@@ -100,7 +100,7 @@ def test_encoder_round_trips_the_new_kinds() -> None:
         ("scale_register: 1}", "scale_register: 9}", r"scale_register: input 9 is not inside"),
         ("map_bits: {2: Done and passed}", "map_bits: {16: x}", r"map_bits: bits of a u16"),
         ("type: u16, map_bits", "type: s16, map_bits", r"map: only u16 codes map to words"),
-        ("values: {2: OB, 5: OL, 6: OL}", "values: {}", r"bits: give bits or values"),
+        ("map: {2: OB, 5: OL, 6: OL}", "map: {}", r"bits: give bits or map"),
     ],
 )
 def test_bad_extensions_name_the_key(old: str, new: str, message: str) -> None:
