@@ -155,7 +155,11 @@ def _rare_states(state: AgentState) -> None:
     )
     active = MappingProxyType({cause: True for cause in CAUSES})
     state.service = ServiceStatus(losses, active, MappingProxyType(dict.fromkeys(CAUSES, 1)))
-    state.host = read_host(["/"])
+    # what a box may lack (adjtimex, a NIC in a bare container) given, so every family shows
+    host = read_host(["/"])
+    state.host = dataclasses.replace(
+        host, clock_synchronized=True, network=host.network or {"eth0": (1.0, 2.0)}
+    )
 
 
 def _families(state: AgentState) -> Exported:
