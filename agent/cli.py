@@ -9,6 +9,8 @@ import logging
 import os
 import sys
 
+from collectors.packaged import use_site_dir
+
 from . import __version__
 from .config import Config, ConfigError, load_config, split_host_port
 from .secrets import warn_if_readable_by_others
@@ -37,6 +39,7 @@ def _load(path: str) -> Config | None:
             print(problem, file=sys.stderr)
         return None
     warn_if_readable_by_others(path, config)
+    use_site_dir(config.profile_dir)
     return config
 
 

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _ENV_REF = re.compile(r"\$\{(?:cred:([A-Za-z0-9_][A-Za-z0-9_.-]*)|([A-Za-z_][A-Za-z0-9_]*))\}")
 _UNKNOWN_KEY = "unknown key (check its spelling against deploy/config.example.yml)"
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+PROFILE_DIR = "/etc/erozgar-agent/profiles"
 
 
 class ConfigError(Exception):
@@ -322,10 +324,10 @@ class ModbusDevice(DeviceSettings, BatteryKeys):
 
     @field_validator("profile")
     @classmethod
-    def _profile_exists(cls, value: str) -> str:
+    def _profile_exists(cls, value: str, info: ValidationInfo) -> str:
         from collectors.modbus.profile import available_profiles
 
-        known = available_profiles()
+        known = available_profiles((info.context or {}).get("profile_dir"))
         if value not in known:
             raise ValueError(f"unknown profile {value!r}; known: {', '.join(known)}")
         return value
@@ -415,6 +417,9 @@ class Config(_Strict):
     site: Site
     listen: str = "0.0.0.0:9877"
     state_dir: str = "/var/lib/erozgar-agent"
+    # Site-local device profiles in modbus/, snmp/, snmp-ups/ (collectors/packaged.py): they
+    # join the packaged ones and override those of the same name.
+    profile_dir: str = PROFILE_DIR
     # Central endpoint vmagent remote-writes to; `check` tests that it can be reached.
     remote_write_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+")] | None = None
     host: HostSettings = HostSettings()
@@ -560,14 +565,43 @@ def parse_config(data: object, source: str = "config") -> Config:
         raise ConfigError([f"{source}: the top level must be a mapping with site:, snmp:, modbus:"])
     problems: list[str] = []
     expanded = expand_env(data, "", problems)
+    # Modbus devices name profiles that may be in the profile_dir this same config gives
+    profile_dir = expanded.get("profile_dir") if isinstance(expanded, dict) else None
+    context = {"profile_dir": profile_dir if isinstance(profile_dir, str) else PROFILE_DIR}
     try:
-        config = Config.model_validate(expanded)
+        config = Config.model_validate(expanded, context=context)
     except ValidationError as exc:
         problems += schema_problems(exc, unknown_key=_UNKNOWN_KEY)
         config = None
     if problems or config is None:
         raise ConfigError([f"{source}: {p}" for p in problems])
+    site = site_profile_problems(config.profile_dir)
+    if site:
+        raise ConfigError(site)  # each line names its profile file
     return config
+
+
+def site_profile_problems(profile_dir: str) -> list[str]:
+    """Every problem of the site's profiles, one line each naming the file and the key."""
+    root = Path(profile_dir)
+    if not root.is_dir():
+        return []
+    from collectors.modbus.profile import MODBUS
+    from collectors.packaged import site_problems
+    from collectors.snmp.profile import SNMP
+    from collectors.snmp.ups import SNMP_UPS
+
+    families = (MODBUS, SNMP, SNMP_UPS)
+    folders = {family.folder for family in families}
+    try:
+        found = [
+            f"{path}: not read: profiles go in {', '.join(f'{f}/' for f in sorted(folders))}"
+            for path in sorted(root.iterdir())
+            if path.name not in folders
+        ]
+        return found + [line for family in families for line in site_problems(family, root)]
+    except OSError as exc:  # the agent's user may not read it
+        return [f"{exc.filename}: cannot read the profile directory ({exc.strerror})"]
 
 
 def load_config(path: str | Path) -> Config:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from collectors.packaged import use_site_dir
+
 from .config import Config, ConfigError, load_config
 from .fleet import Fleet
 from .secrets import warn_if_readable_by_others
@@ -56,6 +58,7 @@ class Reloader:
             except ConfigError as exc:
                 return self._failed(exc.problems)
             warn_if_readable_by_others(self.path, config)
+            use_site_dir(config.profile_dir)  # and re-read site profiles an installer edited
             changes = await self.fleet.apply(config)
             self.config = config
             if self._on_applied is not None:

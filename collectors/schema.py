@@ -60,7 +60,12 @@ def first_problem(
     named: Collection[str] = (),
 ) -> str:
     """The first problem, and how many more there are, on one line."""
-    first, *rest = problems(exc, data, unknown_key=unknown_key, named=named)
+    return summary(problems(exc, data, unknown_key=unknown_key, named=named))
+
+
+def summary(lines: Sequence[str]) -> str:
+    """The first of several problem lines, and how many more there are."""
+    first, *rest = lines
     return f"{first} (and {len(rest)} more)" if rest else first
 
 

@@ -142,8 +142,8 @@ def compile_field(spec: FieldSpec, default_order: ByteOrder = "ABCD") -> FieldDe
 
         return FieldDecoder(spec.name, keys, convert_string)
 
-    if spec.text is not None or spec.text_bits is not None:
-        by_value, by_bit = spec.text, spec.text_bits
+    if spec.map is not None or spec.map_bits is not None:
+        by_value, by_bit = spec.map, spec.map_bits
 
         def convert_text(words: Sequence[int]) -> str | None:
             raw = words_to_raw(words, order)
@@ -193,8 +193,8 @@ def decode_flags(bitfield: Bitfield, words: Sequence[int], default_order: ByteOr
     """NUT status tokens whose bits are set."""
     raw = words_to_raw(words, bitfield.byte_order or default_order)
     flags = {token for bit, token in bitfield.bits.items() if raw >> bit & 1}
-    if raw in bitfield.values:
-        flags.add(bitfield.values[raw])
+    if raw in bitfield.map:
+        flags.add(bitfield.map[raw])
     return flags
 
 

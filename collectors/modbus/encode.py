@@ -42,11 +42,11 @@ def encode_field(spec: FieldSpec, value: float | str | None, default_order: Byte
     order = spec.byte_order or default_order
     if spec.type == "string":
         return encode_string("" if value is None else str(value), spec.width, order)
-    if spec.text_bits is not None:
-        bits = [bit for bit, text in spec.text_bits.items() if text == value]
+    if spec.map_bits is not None:
+        bits = [bit for bit, text in spec.map_bits.items() if text == value]
         return raw_to_words(1 << bits[0] if bits else 0, 1, order)
-    if spec.text is not None and value is not None:
-        codes = [raw for raw, text in spec.text.items() if text == value]
+    if spec.map is not None and value is not None:
+        codes = [raw for raw, text in spec.map.items() if text == value]
         if not codes:
             raise ValueError(f"{spec.name}: {value!r} is not one of its texts")
         return raw_to_words(codes[0], 1, order)

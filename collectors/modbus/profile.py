@@ -3,7 +3,8 @@
 A profile names the register blocks to read (whole documented blocks: APC answers "illegal data
 address" when a read crosses a gap) and where each NUT variable and status bit lives inside them::
 
-    profile: apc-smart-ups
+    name: apc-smart-ups
+    source: APC AN176 as NUT's apc_modbus.c reads it
     byte_order: ABCD                  # default word/byte order of 32-bit values
     info: {device.mfr: APC}           # constants copied into every reading
     blocks:
@@ -24,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from collectors.packaged import load, parse, profile_names
+from collectors.packaged import Family, ProfileHeader, load, parse, profile_names
 from collectors.readings import Role, UpsReading, role_read_as
 from collectors.schema import STRICT
 
@@ -87,10 +88,10 @@ class FieldSpec(_Model):
     valid: tuple[float, float] | None = None  # plausible [min, max] in the final unit
     # SunSpec: address of the signed *_SF register (same table); value = raw * 10**SF * scale.
     scale_register: int | None = Field(default=None, ge=0, le=0xFFFF)
-    # u16 codes as NUT words for .info: `text` by value (unlisted -> invalid), `text_bits` by
+    # u16 codes as NUT words for .info: `map` by value (unlisted -> invalid), `map_bits` by
     # the lowest listed bit that is set (none set -> nothing to report).
-    text: dict[int, str] | None = None
-    text_bits: dict[int, str] | None = None
+    map: dict[int, str] | None = None
+    map_bits: dict[int, str] | None = None
 
     @property
     def width(self) -> int:
@@ -106,12 +107,12 @@ class FieldSpec(_Model):
             raise ValueError("scale: give scale or binary_point, not both")
         if self.scale == 0:
             raise ValueError("scale: must not be 0")
-        if self.text is not None and self.text_bits is not None:
-            raise ValueError("text: give text or text_bits, not both")
-        if (self.text is not None or self.text_bits is not None) and self.type != "u16":
-            raise ValueError(f"text: only u16 codes take text, not {self.type}")
-        if self.text_bits is not None and any(not 0 <= bit < 16 for bit in self.text_bits):
-            raise ValueError("text_bits: bits of a u16 are 0 to 15")
+        if self.map is not None and self.map_bits is not None:
+            raise ValueError("map: give map or map_bits, not both")
+        if (self.map is not None or self.map_bits is not None) and self.type != "u16":
+            raise ValueError(f"map: only u16 codes map to words, not {self.type}")
+        if self.map_bits is not None and any(not 0 <= bit < 16 for bit in self.map_bits):
+            raise ValueError("map_bits: bits of a u16 are 0 to 15")
         numeric_only = {
             "scale_register": self.scale_register is not None,
             "scale": self.scale is not None,
@@ -143,7 +144,7 @@ class Bitfield(_Model):
     byte_order: ByteOrder | None = None
     bits: dict[int, StatusToken] = Field(default_factory=dict)
     # An enum register instead of bits: the whole value selects a token (Growatt status 2 -> OB).
-    values: dict[int, StatusToken] = Field(default_factory=dict)
+    map: dict[int, StatusToken] = Field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -151,19 +152,17 @@ class Bitfield(_Model):
 
     @model_validator(mode="after")
     def _bits_fit(self) -> Bitfield:
-        if not self.bits and not self.values:
-            raise ValueError("bits: give bits or values")
+        if not self.bits and not self.map:
+            raise ValueError("bits: give bits or map")
         for bit in self.bits:
             if not 0 <= bit < 16 * self.width:
                 raise ValueError(f"bits: bit {bit} does not exist in a {self.type}")
         return self
 
 
-class ModbusProfile(_Model):
+class ModbusProfile(ProfileHeader):
     """A whole device map. Validation guarantees every value can be cut out of a read block."""
 
-    profile: str
-    description: str = ""
     # What the device is; the decoder fills an UpsReading, so only ups for now.
     role: Annotated[Role, AfterValidator(lambda role: role_read_as(role, UpsReading))]
     byte_order: ByteOrder = "ABCD"
@@ -177,7 +176,7 @@ class ModbusProfile(_Model):
     @property
     def known_flags(self) -> frozenset[str]:
         return frozenset(
-            token for bf in self.bitfields for token in (*bf.bits.values(), *bf.values.values())
+            token for bf in self.bitfields for token in (*bf.bits.values(), *bf.map.values())
         )
 
     def block_for(self, table: str, address: int, width: int) -> Block | None:
@@ -221,16 +220,20 @@ class ModbusProfile(_Model):
         return self
 
 
+MODBUS = Family("modbus", ModbusProfile, "Modbus", _NAMED)
+
+
 def parse_profile(text: str, source: str) -> ModbusProfile:
     """Validate profile YAML; `source` (a file name) goes into error messages."""
     return parse(text, source, ModbusProfile, named=_NAMED)
 
 
-def available_profiles() -> list[str]:
-    """Names of the packaged Modbus profiles (file names without .yaml)."""
-    return profile_names("modbus")
+def available_profiles(site: str | None = None) -> list[str]:
+    """Names of the Modbus profiles, packaged and in `site` (None: the site directory in
+    force), as file names without .yaml."""
+    return profile_names(MODBUS, site)
 
 
 def load_profile(name: str) -> ModbusProfile:
-    """collectors/profiles/modbus/<name>.yaml from the installed package."""
-    return load("modbus", name, ModbusProfile, kind="Modbus", name_key="profile", named=_NAMED)
+    """<profile_dir>/modbus/<name>.yaml, else collectors/profiles/modbus/<name>.yaml."""
+    return load(MODBUS, name)

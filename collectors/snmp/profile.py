@@ -14,12 +14,11 @@ from __future__ import annotations
 import fnmatch
 import statistics
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from collectors.packaged import load, profile_names
+from collectors.packaged import Family, ProfileHeader, load, load_all, profile_names
 from collectors.readings import HealthSample
 from collectors.schema import STRICT
 
@@ -56,14 +55,12 @@ class HealthMetric(_Strict):
     label_oid: Annotated[str, Field(pattern=_OID)] | None = None  # column naming each row
     label_match: str | None = None  # glob on the row's label: keep matching rows only
     ok_values: list[int] = []  # psu_ok / fan_ok: raw states that mean "working"
-    skip_values: list[int] = []  # raw values meaning "not present / not measured"
+    not_available: list[int] = []  # raw values meaning "not present / not measured"
 
 
-class SnmpProfile(_Strict):
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
-    description: str = ""
+class SnmpProfile(ProfileHeader):
     match: list[Annotated[str, Field(pattern=r"^([0-9]+(\.[0-9]+)*)?$")]]
-    health: list[HealthMetric] = []
+    health: list[HealthMetric] = Field(default_factory=list)
 
     def scalar_oids(self) -> list[str]:
         return [m.oid for m in self.health if not m.table]
@@ -74,17 +71,19 @@ class SnmpProfile(_Strict):
         return list(dict.fromkeys(oids))
 
 
+SNMP = Family("snmp", SnmpProfile, "SNMP")
+
+
 def available_profiles() -> list[str]:
-    return profile_names("snmp")
+    return profile_names(SNMP)
 
 
 def load_profile(name: str) -> SnmpProfile:
-    return load("snmp", name, SnmpProfile, kind="SNMP")
+    return load(SNMP, name)
 
 
-@cache
 def all_profiles() -> tuple[SnmpProfile, ...]:
-    return tuple(load_profile(name) for name in available_profiles())
+    return load_all(SNMP)
 
 
 def prefix_length(match: Sequence[str], sys_object_id: str) -> int | None:
@@ -144,7 +143,7 @@ def health_samples(
             number = _number(scalars.get(metric.oid))
             if number is not None:
                 rows.append((metric.label, number))
-        rows = [(label, n) for label, n in rows if int(n) not in metric.skip_values]
+        rows = [(label, n) for label, n in rows if int(n) not in metric.not_available]
         if not rows:
             continue
         if metric.metric in ("psu_ok", "fan_ok"):

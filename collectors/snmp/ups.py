@@ -12,21 +12,20 @@ but have no upsBasicIdentModel, and many UPS cards report a generic sysObjectID,
 to the probe decides, not the prefix alone.
 
 Each quantity lists its sources in order of preference (the high-precision object first); the
-first usable one wins. A value that is the wrong type, a listed "unknown" sentinel (-1) or out
-of its plausible range is never a value: its name goes to UpsReading.invalid, unless a later
+first usable one wins. A value that is the wrong type, a listed `not_available` sentinel (-1)
+or out of its `valid` range is never a value: its name goes to UpsReading.invalid, unless a later
 source gives it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import cache
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from collectors.modbus.profile import StatusToken
-from collectors.packaged import load, profile_names
+from collectors.packaged import Family, ProfileHeader, load, load_all, profile_names
 from collectors.readings import PollError, Role, UpsReading, role_read_as
 from collectors.schema import STRICT
 
@@ -51,8 +50,8 @@ class Source(_Strict):
     table: bool = False
     aggregate: Literal["first", "max"] = "first"  # rows -> one value (first: lowest index)
     scale: float = 1.0  # raw * scale = value in NUT's unit (percent, seconds, volts, ...)
-    unknown: list[int] = []  # raw values the device sends for "not available"
-    range: tuple[float, float] | None = None  # plausible value after scaling, inclusive
+    not_available: list[int] = []  # raw values the device sends for "not available"
+    valid: tuple[float, float] | None = None  # plausible value after scaling, inclusive
     map: dict[int, str] = {}  # info only: an enumeration's raw value -> NUT's words
 
 
@@ -67,19 +66,16 @@ class FlagSource(_Strict):
     map: dict[int, list[StatusToken]]  # raw state -> tokens ([]: a known state that sets none)
 
 
-class UpsProfile(_Strict):
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
-    description: str = ""
+class UpsProfile(ProfileHeader):
     role: Annotated[Role, AfterValidator(lambda role: role_read_as(role, UpsReading))]
-    source: str  # where the OIDs and their meanings come from
-    match: list[Annotated[str, Field(pattern=_OID)]] = []
+    match: list[Annotated[str, Field(pattern=_OID)]] = Field(default_factory=list)
     probe: Annotated[str, Field(pattern=_OID)]  # answers on a device this profile fits
     manufacturer: str = ""  # device.mfr when no info source gives one
-    values: dict[str, list[Source]] = {}
-    info: dict[str, list[Source]] = {}
-    flags: list[FlagSource] = []
+    values: dict[str, list[Source]] = Field(default_factory=dict)
+    info: dict[str, list[Source]] = Field(default_factory=dict)
+    flags: list[FlagSource] = Field(default_factory=list)
     # Quantities read but deliberately not exported, each with the reason.
-    not_exported: dict[str, str] = {}
+    not_exported: dict[str, str] = Field(default_factory=dict)
 
     def known_flags(self) -> frozenset[str]:
         return frozenset(t for f in self.flags for tokens in f.map.values() for t in tokens)
@@ -94,17 +90,19 @@ class UpsProfile(_Strict):
         return list(dict.fromkeys(s.oid for s in sources if s.table))
 
 
+SNMP_UPS = Family("snmp-ups", UpsProfile, "SNMP UPS")
+
+
 def available_profiles() -> list[str]:
-    return profile_names("snmp-ups")
+    return profile_names(SNMP_UPS)
 
 
 def load_profile(name: str) -> UpsProfile:
-    return load("snmp-ups", name, UpsProfile, kind="SNMP UPS")
+    return load(SNMP_UPS, name)
 
 
-@cache
 def all_profiles() -> tuple[UpsProfile, ...]:
-    return tuple(load_profile(name) for name in available_profiles())
+    return load_all(SNMP_UPS)
 
 
 def candidates(sys_object_id: str) -> list[UpsProfile]:
@@ -247,10 +245,10 @@ def _integer(value: Value | None) -> int | None:
 
 def _number(source: Source, value: Value) -> float | None:
     raw = _integer(value)
-    if raw is None or raw in source.unknown:
+    if raw is None or raw in source.not_available:
         return None
     number = raw * source.scale
-    if source.range is not None and not source.range[0] <= number <= source.range[1]:
+    if source.valid is not None and not source.valid[0] <= number <= source.valid[1]:
         return None
     return round(number, 6)  # 2131 * 0.1 is 213.10000000000002
 

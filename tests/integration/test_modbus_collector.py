@@ -64,7 +64,7 @@ def poll_error(c: ModbusCollector) -> Awaitable[PollError]:
 def assert_matches_truth(reading: UpsReading, truth: dict[str, float | str]) -> None:
     """Every served value comes back within half a step of its field's scaling."""
     for spec in PROFILE.fields:
-        if spec.type in ("string", "date") or spec.text is not None or spec.text_bits is not None:
+        if spec.type in ("string", "date") or spec.map is not None or spec.map_bits is not None:
             assert reading.info[spec.name] == truth[spec.name]
         elif spec.name in truth:
             step = multiplier(spec)

@@ -33,18 +33,18 @@ def field(**kw: Any) -> FieldSpec:
         ({"type": "u16", "scale": 0.1, "offset": -100}, [1315], 31.5),
         # Enum texts by value, unlisted -> invalid
         (
-            {"type": "u16", "text": {2: "Done and passed", 3: "Done and error"}},
+            {"type": "u16", "map": {2: "Done and passed", 3: "Done and error"}},
             [2],
             "Done and passed",
         ),
-        ({"type": "u16", "text": {2: "Done and passed"}}, [7], None),
+        ({"type": "u16", "map": {2: "Done and passed"}}, [7], None),
         # Bit texts: lowest listed set bit; none set -> "" (nothing to report)
         (
-            {"type": "u16", "text_bits": {2: "Done and passed", 1: "In progress"}},
+            {"type": "u16", "map_bits": {2: "Done and passed", 1: "In progress"}},
             [0x0046],
             "In progress",
         ),
-        ({"type": "u16", "text_bits": {2: "Done and passed"}}, [0x0000], ""),
+        ({"type": "u16", "map_bits": {2: "Done and passed"}}, [0x0000], ""),
     ],
 )
 def test_field_decoding(spec: dict[str, Any], words: list[int], expected: object) -> None:
@@ -57,16 +57,17 @@ def test_field_decoding(spec: dict[str, Any], words: list[int], expected: object
 
 
 PROFILE = """\
-profile: t
+name: t
+source: a test
 role: ups
 blocks:
   - {name: in, register: input, address: 0, count: 4}
   - {name: hold, address: 100, count: 3}
 fields:
   - {name: battery.charge, register: input, address: 0, type: u16, scale_register: 1}
-  - {name: ups.test.result, address: 101, type: u16, text_bits: {2: Done and passed}}
+  - {name: ups.test.result, address: 101, type: u16, map_bits: {2: Done and passed}}
 bitfields:
-  - {register: input, address: 2, values: {2: OB, 5: OL, 6: OL}}
+  - {register: input, address: 2, map: {2: OB, 5: OL, 6: OL}}
   - {address: 100, bits: {0: LB}}
 """
 
@@ -98,9 +99,9 @@ def test_encoder_round_trips_the_new_kinds() -> None:
     ("old", "new", "message"),
     [
         ("scale_register: 1}", "scale_register: 9}", r"scale_register: input 9 is not inside"),
-        ("text_bits: {2: Done and passed}", "text_bits: {16: x}", r"text_bits: bits of a u16"),
-        ("type: u16, text_bits", "type: s16, text_bits", r"text: only u16 codes take text"),
-        ("values: {2: OB, 5: OL, 6: OL}", "values: {}", r"bits: give bits or values"),
+        ("map_bits: {2: Done and passed}", "map_bits: {16: x}", r"map_bits: bits of a u16"),
+        ("type: u16, map_bits", "type: s16, map_bits", r"map: only u16 codes map to words"),
+        ("map: {2: OB, 5: OL, 6: OL}", "map: {}", r"bits: give bits or map"),
     ],
 )
 def test_bad_extensions_name_the_key(old: str, new: str, message: str) -> None:

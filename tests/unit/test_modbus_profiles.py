@@ -13,7 +13,8 @@ from collectors.modbus.profile import (
 from collectors.packaged import ProfileError
 
 GOOD = """\
-profile: test-ups
+name: test-ups
+source: a test
 role: ups
 blocks:
   - {name: dynamic, address: 128, count: 44}
@@ -31,7 +32,7 @@ def test_apc_profile_is_packaged() -> None:
 @pytest.mark.parametrize("name", available_profiles())
 def test_every_packaged_profile_loads_and_compiles(name: str) -> None:
     profile = load_profile(name)
-    assert profile.profile == name
+    assert profile.name == name
     plan = DecodePlan(profile)
     assert plan.fields, f"{name} defines no fields"
     assert profile.known_flags, f"{name} maps no status bits"
@@ -70,8 +71,8 @@ def test_good_profile_parses() -> None:
             r"fields\[0\] \(battery\.charge\)\.colour: Extra inputs are not permitted",
         ),
         (
-            "profile: test-ups",
-            "profile: test-ups\nvendor: APC",
+            "name: test-ups",
+            "name: test-ups\nvendor: APC",
             r"^test-ups\.yaml: vendor: Extra inputs",
         ),
         # the role: one of the known roles, and one whose reading a Modbus profile decodes
@@ -89,8 +90,8 @@ def test_good_profile_parses() -> None:
             r"fields\[0\] \(battery\.charge\)\.byte_order: Input should be 'ABCD'",
         ),
         (
-            "profile: test-ups",
-            "profile: test-ups\nbyte_order: little",
+            "name: test-ups",
+            "name: test-ups\nbyte_order: little",
             r"^test-ups\.yaml: byte_order: ",
         ),
         # inconsistent types and lengths
@@ -188,9 +189,9 @@ def test_several_errors_are_counted_on_one_line() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("profile: [unclosed", r"^x\.yaml: not valid YAML: "),
+        ("name: [unclosed", r"^x\.yaml: not valid YAML: "),
         ("- just a list", r"^x\.yaml: expected a mapping"),
-        ("profile: x\nrole: ups\nblocks: []", r"^x\.yaml: blocks: .* at least 1 item"),
+        ("name: x\nsource: s\nrole: ups\nblocks: []", r"^x\.yaml: blocks: .* at least 1 item"),
     ],
 )
 def test_not_a_profile(text: str, message: str) -> None:

@@ -55,7 +55,9 @@ def test_prefix_length_counts_whole_arcs_and_the_empty_prefix_fits_all() -> None
 
 
 def profile(*health: dict[str, object]) -> SnmpProfile:
-    return SnmpProfile.model_validate({"name": "t", "match": ["1.3"], "health": list(health)})
+    return SnmpProfile.model_validate(
+        {"name": "t", "source": "a test", "match": ["1.3"], "health": list(health)}
+    )
 
 
 def test_unknown_key_is_refused() -> None:
@@ -67,8 +69,8 @@ def test_table_mean_and_labelled_rows_with_skips() -> None:
     p = profile(
         {"metric": "cpu_ratio", "oid": "1.1", "table": True, "aggregate": "mean", "scale": 0.01},
         {"metric": "temperature_celsius", "oid": "1.2", "table": True, "label_oid": "1.3",
-         "skip_values": [0]},
-        {"metric": "fan_ok", "oid": "1.4", "table": True, "ok_values": [1], "skip_values": [5]},
+         "not_available": [0]},
+        {"metric": "fan_ok", "oid": "1.4", "table": True, "ok_values": [1], "not_available": [5]},
     )  # fmt: skip
     columns = {
         "1.1": {"1": 20, "2": 40},
