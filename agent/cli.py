@@ -84,7 +84,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .healthcheck import CheckProgress, render_json, render_table, run_checks
+    from .commission.healthcheck import CheckProgress, render_json, render_table, run_checks
 
     config = _load(args.config)
     if config is None:
@@ -99,7 +99,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_discover(args: argparse.Namespace) -> int:
     import json
 
-    from .discover import (
+    from .commission.discover import (
         V3_AUTH_VARIABLE,
         V3_PRIV_VARIABLE,
         ProgressBar,

@@ -183,7 +183,7 @@ class SnmpDevice(DeviceSettings):
     name_cache_minutes: Annotated[float, Field(gt=0, le=1440)] = 15
     ports: PortSelection = PortSelection()
     # The UPS device that feeds it, or "mains" (no UPS); unset: every UPS of the site. Decides
-    # whether a power cut explains its silence (agent/service.py).
+    # whether a power cut explains its silence (agent/checks/service.py).
     powered_by: DeviceName | None = None
 
     @field_validator("auth_password", "priv_password")
@@ -231,7 +231,8 @@ class SnmpDevice(DeviceSettings):
 
 
 class BatteryKeys(_Strict):
-    """What the site knows about a UPS's battery; feeds the health estimate (agent/battery.py)."""
+    """What the site knows about a UPS's battery; feeds the health estimate
+    (agent/checks/battery.py)."""
 
     # Date the battery was fitted; else the UPS's own battery date (APC register 595).
     battery_installed: datetime.date | None = None

@@ -25,13 +25,13 @@ from exporters.service import ServiceCollector
 from exporters.web_config import WebGuard
 
 from . import __version__
+from .checks.service import ServiceCheck, site_view
 from .config import Config, DeviceSettings
 from .fleet import Fleet, PollerFactory
 from .kinds import Pools, configured, kind_of
 from .poller import DevicePoller
 from .reload import Reloader
 from .schedule import MonotonicScheduler
-from .service import ServiceCheck, site_view
 from .state import AgentState, DeviceState
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from collectors.host import read_host
 from collectors.modbus.transport import GatewayPool
 
+from .checks.link_quality import LinkProber
 from .config import Config, DeviceSettings, HostSettings, LinkSettings
 from .kinds import configured, kind_of
-from .link_quality import LinkProber
 from .poller import DevicePoller
 from .schedule import MonotonicScheduler
 from .state import AgentState, DeviceState

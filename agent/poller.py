@@ -20,13 +20,13 @@ from collectors.nut import NutCollector
 from collectors.readings import PollError, SnmpReading, UpsReading
 from collectors.snmp.client import SnmpSessions
 
-from .bandwidth import BandwidthCheck
-from .battery import BatteryMonitor, monitor_for
+from .checks.bandwidth import BandwidthCheck
+from .checks.battery import BatteryMonitor, monitor_for
+from .checks.power import PowerCheck, UpsStatus
+from .checks.wan import WanCheck
 from .config import ModbusDevice, NutDevice, SnmpDevice
-from .power import PowerCheck, UpsStatus
 from .snmp_plan import snmp_collector
 from .state import DeviceState, RouterStatus
-from .wan import WanCheck
 
 log = logging.getLogger(__name__)
 

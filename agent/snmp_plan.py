@@ -15,7 +15,7 @@ missing from the cached names (a PPPoE session down when they were walked), the 
 instead, so the port is found as soon as it is back.
 
 The fastest physical port of the whole name table (ports left out by `ports:` included) goes
-with every reading: it bounds the traffic of ports that report no speed (agent/bandwidth.py).
+with every reading: it bounds the traffic of ports that report no speed (agent/checks/bandwidth.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from collectors.readings import InterfaceNames, InterfaceSample, SnmpReading
 from collectors.snmp.client import SnmpSessions, UsmAuth
 from collectors.snmp.collector import SnmpCollector, build_interfaces
 
-from .bandwidth import fastest_physical_bps
+from .checks.bandwidth import fastest_physical_bps
 from .config import SnmpDevice
 
 

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 from collectors.readings import HealthSample, HostReading
 
-from .bandwidth import InterfaceStatus
-from .battery import BatteryReport
-from .link_quality import LinkStatus
-from .power import UpsStatus
-from .wan import WanStatus
+from .checks.bandwidth import InterfaceStatus
+from .checks.battery import BatteryReport
+from .checks.link_quality import LinkStatus
+from .checks.power import UpsStatus
+from .checks.wan import WanStatus
 
 if TYPE_CHECKING:
-    from .service import ServiceStatus  # agent/service.py reads this module's classes
+    from .checks.service import ServiceStatus  # agent/checks/service.py reads this module's classes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,4 +68,6 @@ class AgentState:
     devices: dict[str, DeviceState] = field(default_factory=dict)
     host: HostReading | None = None
     links: dict[str, LinkStatus] = field(default_factory=dict)  # WAN link quality, by link
-    service: ServiceStatus | None = None  # losses of service and their causes (agent/service.py)
+    service: ServiceStatus | None = (
+        None  # losses of service and their causes (agent/checks/service.py)
+    )

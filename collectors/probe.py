@@ -9,7 +9,7 @@ the groups in /proc/sys/net/ipv4/ping_group_range) and falls back to a raw socke
 CAP_NET_RAW). A TCP target measures connect time instead; a refused connection still proves the
 path works, so it counts as a reply. Probes may bind a source address and/or an interface
 (SO_BINDTODEVICE) so each uplink is measured on its own path. Stateless: the link check in
-agent/link_quality.py keeps the counters.
+agent/checks/link_quality.py keeps the counters.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.power import UpsStatus
+from agent.checks.power import UpsStatus
 from agent.state import DeviceState
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client.core import HistogramMetricFamily
 
+from agent.checks.link_quality import RTT_BUCKETS, LinkStatus
 from agent.kinds import KINDS
-from agent.link_quality import RTT_BUCKETS, LinkStatus
 from agent.state import AgentState
 
 from .families import Families, Family

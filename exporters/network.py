@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.bandwidth import InterfaceStatus
+from agent.checks.bandwidth import InterfaceStatus
 from agent.state import RouterStatus
 
 from .families import POLLED, Families

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.battery import SELFTEST_RESULTS, BatteryReport
-from agent.power import POWER_STATES, UpsStatus
+from agent.checks.battery import SELFTEST_RESULTS, BatteryReport
+from agent.checks.power import POWER_STATES, UpsStatus
 
 from .families import Families
 
@@ -77,7 +77,7 @@ _UPS_INFO = {
     "battery.date": "battery_date",
 }
 # Text a profile may decode that is exported: identity labels, and the self-test result
-# (erozgar_ups_selftest_result, from agent/battery.py).
+# (erozgar_ups_selftest_result, from agent/checks/battery.py).
 EXPORTED_INFO = frozenset({*_UPS_INFO, "ups.test.result"})
 
 
@@ -121,7 +121,8 @@ def ups_families(out: Families, device: str, status: UpsStatus) -> None:
 
 
 def battery_families(out: Families, device: str, report: BatteryReport) -> None:
-    """Outage ledger and battery health (agent/battery.py); kept while the UPS is unreachable."""
+    """Outage ledger and battery health (agent/checks/battery.py); kept while the UPS is
+    unreachable."""
     labels = ["device"]
     out.counter(
         "ups_outages_total",

@@ -1,4 +1,4 @@
-"""Losses of service at the centre and their cause (agent/service.py), for alert routing.
+"""Losses of service at the centre and their cause (agent/checks/service.py), for alert routing.
 
 erozgar_service_loss{cause="isp"} 1.0
 erozgar_service_losses_total{cause="isp"} 3.0
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from agent.service import CAUSES
+from agent.checks.service import CAUSES
 from agent.state import AgentState
 
 from .families import Families

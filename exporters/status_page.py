@@ -12,8 +12,8 @@ import html
 import time
 from typing import Any
 
+from agent.checks.link_quality import LinkStatus
 from agent.kinds import KINDS
-from agent.link_quality import LinkStatus
 from agent.state import AgentState
 
 REFRESH_SECONDS = 5

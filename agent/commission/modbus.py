@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import math
 import os
 import stat
+from collections.abc import Iterable
 
 from collectors.modbus.collector import ModbusCollector
-from collectors.modbus.decode import DecodePlan
-from collectors.modbus.transport import GatewayPool
-from collectors.readings import PollError
+from collectors.modbus.decode import DecodePlan, RegisterImage, compile_field
+from collectors.modbus.profile import ByteOrder, ModbusProfile, available_profiles, load_profile
+from collectors.modbus.transport import Gateway, GatewayPool, Link
+from collectors.readings import PollError, UpsReading
 
 from ..config import ModbusDevice
-from ..diagnose import answering_units, implausible, other_orders, other_profiles, tcp_connect_step
 from ..poller import DevicePoller, device_profile, modbus_poller
 from ..state import DeviceState
 from ..verdict import DeviceVerdict, Step
-from .steps import HINTS, battery_step, failure
+from .steps import HINTS, battery_step, failure, tcp_connect_step
+
+MAINS_VOLTS = (180.0, 260.0)  # Pakistan 230 V: outside this on mains, the decoding is wrong
+COMMON_UNITS = (1, 0, 255, 2)
+BYTE_ORDERS: tuple[ByteOrder, ...] = ("ABCD", "CDAB", "BADC", "DCBA")
+_MIN_PLAUSIBLE_VALUES = 3  # a candidate profile must decode at least this many numbers
 
 
 def check_serial_port(path: str) -> Step:
@@ -139,3 +146,84 @@ async def _judge_values(
     else:
         verdict.checks.append(Step("values", "PASS", f"{len(reading.values)} values plausible"))
     verdict.checks.append(battery_step(device.name, reading))
+
+
+async def answering_units(link: Link, profile: ModbusProfile, skip: int) -> list[int]:
+    """Common unit ids that answer the profile's first block on this link (a private gateway,
+    so a probe's failures never delay the device's own polls)."""
+    gateway = Gateway(link, timeout=1.0, retries=0, backoff_min=0.0, backoff_max=0.0)
+    block = profile.blocks[0]
+    found = []
+    try:
+        for unit in COMMON_UNITS:
+            if unit == skip:
+                continue
+            try:
+                await gateway.read(
+                    block.table, block.address, block.count, unit=unit, where="probe"
+                )
+            except PollError:
+                continue
+            found.append(unit)
+    finally:
+        await gateway.close()
+    return found
+
+
+def implausible(profile: ModbusProfile, image: RegisterImage, reading: UpsReading) -> list[str]:
+    """What is wrong with a decoded image: values outside their ranges, and values that
+    contradict each other. Fields the device marks "not available" are not counted."""
+    problems = []
+    for spec in profile.fields:
+        if spec.name not in reading.invalid or spec.valid is None:
+            continue
+        unbounded = spec.model_copy(update={"valid": None})
+        decoder = compile_field(unbounded, profile.byte_order)
+        value = decoder.convert([image[key] for key in decoder.keys])
+        if isinstance(value, float) and not math.isnan(value):
+            low, high = spec.valid
+            problems.append(f"{spec.name} {value:g} outside {low:g}..{high:g}")
+    values, flags = reading.values, reading.flags
+    if "OL" in flags and "OB" in flags:
+        problems.append("status says on mains and on battery at once")
+    volts = values.get("input.voltage")
+    low, high = MAINS_VOLTS
+    if "OL" in flags and volts is not None and not low <= volts <= high:
+        problems.append(f"input.voltage {volts:g} V on mains (expected {low:g}-{high:g} V)")
+    charge, runtime = values.get("battery.charge"), values.get("battery.runtime")
+    if charge is not None and charge > 5 and runtime is not None and runtime <= 0:
+        problems.append(f"battery.runtime {runtime:g} s at charge {charge:g}%")
+    return problems
+
+
+def plausible(profile: ModbusProfile, image: RegisterImage) -> bool:
+    reading = DecodePlan(profile).decode(image)
+    return len(reading.values) >= _MIN_PLAUSIBLE_VALUES and not implausible(profile, image, reading)
+
+
+def other_orders(profile: ModbusProfile, image: RegisterImage) -> list[ByteOrder]:
+    """Byte orders, other than the profile's, under which the same registers are plausible."""
+    return [
+        order
+        for order in BYTE_ORDERS
+        if order != profile.byte_order
+        and plausible(profile.model_copy(update={"byte_order": order}), image)
+    ]
+
+
+async def other_profiles(
+    gateway: Gateway, unit: int, current: str, candidates: Iterable[str] | None = None
+) -> list[str]:
+    """Packaged profiles whose own blocks, read from this unit, decode plausibly."""
+    found = []
+    for name in candidates if candidates is not None else available_profiles():
+        if name == current:
+            continue
+        profile = load_profile(name)
+        try:
+            image, _ = await ModbusCollector.on_gateway(gateway, unit, profile).read_image()
+        except PollError:
+            continue  # its registers do not exist on this device
+        if plausible(profile, image):
+            found.append(name)
+    return found

@@ -16,8 +16,8 @@ from collectors.modbus.transport import GatewayPool
 from collectors.snmp.client import SnmpSessions
 from exporters.families import Families
 
+from ..checks.power import UpsStatus
 from ..poller import DevicePoller
-from ..power import UpsStatus
 from ..state import DeviceState, RouterStatus
 from ..verdict import DeviceVerdict
 

@@ -9,10 +9,10 @@ from exporters.families import Families
 from exporters.network import router_families
 from exporters.power import ups_families
 
+from ..checks.power import UpsStatus
 from ..commission.snmp import check_snmp
 from ..config import SnmpDevice
 from ..poller import DevicePoller, snmp_poller
-from ..power import UpsStatus
 from ..state import DeviceState, RouterStatus
 from ..verdict import DeviceVerdict
 from .base import DeviceKind, Pools

@@ -37,7 +37,9 @@ SYS_NAME = "1.3.6.1.2.1.1.5.0"
 IF_NUMBER = "1.3.6.1.2.1.2.1.0"
 
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
-IF_TYPE = "1.3.6.1.2.1.2.2.1.3"  # IANAifType: whether ifSpeed is a line rate (agent/bandwidth.py)
+IF_TYPE = (
+    "1.3.6.1.2.1.2.2.1.3"  # IANAifType: whether ifSpeed is a line rate (agent/checks/bandwidth.py)
+)
 IF_SPEED = "1.3.6.1.2.1.2.2.1.5"  # Gauge32 bit/s, saturates at 4294967295
 IF_ADMIN_STATUS = "1.3.6.1.2.1.2.2.1.7"  # 1 up, 2 down, 3 testing
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"  # 1 up, 2 down, 3 testing, 4 unknown, 5 dormant, ...

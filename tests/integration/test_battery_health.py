@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.battery import BatteryMonitor, BatteryReport, Nameplate
+from agent.checks.battery import BatteryMonitor, BatteryReport, Nameplate
 from agent.poller import UpsJudge
 from agent.state import DeviceState
 from collectors.modbus.collector import ModbusCollector

@@ -34,7 +34,7 @@ from .test_agent_process import get, samples
 
 pytestmark = pytest.mark.integration
 RATE = 1_000_000  # bytes/s on every moving counter (8 Mb/s)
-# pppoe-out1 has no speed: ether1's 100 Mb/s x 1.5 bounds it (agent/bandwidth.py)
+# pppoe-out1 has no speed: ether1's 100 Mb/s x 1.5 bounds it (agent/checks/bandwidth.py)
 CEILING = 100e6 * 1.5 / 8
 # Rates over ~1.5 s timed by when the agent read each answer: tens of ms of jitter are a few
 # percent. A false delta (a wrap read into a clear, a counter read as bytes since boot) is off
@@ -150,7 +150,7 @@ def assert_rate(found: dict, interface: str = "pppoe-out1") -> None:
 
 @pytest.fixture
 def bandwidth_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    caplog.set_level(logging.INFO, logger="agent.bandwidth")
+    caplog.set_level(logging.INFO, logger="agent.checks.bandwidth")
     yield caplog
 
 

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.bandwidth import BandwidthCheck
+from agent.checks.bandwidth import BandwidthCheck
 from agent.config import InterfaceSettings
 from agent.poller import UpsJudge
 from agent.state import AgentState, DeviceState, RouterStatus

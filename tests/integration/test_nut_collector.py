@@ -20,9 +20,9 @@ from typing import NamedTuple
 
 import pytest
 
-from agent.battery import BatteryMonitor
+from agent.checks.battery import BatteryMonitor
+from agent.checks.power import PowerCheck, UpsStatus
 from agent.poller import UpsJudge
-from agent.power import PowerCheck, UpsStatus
 from agent.state import DeviceState
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.profile import load_profile
@@ -271,8 +271,8 @@ def test_modbus_and_nut_export_the_same_metrics(upsd: Upsd) -> None:
 
 
 def test_check_command_steps_for_nut(upsd: Upsd) -> None:
+    from agent.commission.healthcheck import run_checks
     from agent.config import parse_config
-    from agent.healthcheck import run_checks
 
     write_dev(upsd.root, {**SIM_DEV, "battery.charge": "64"})
     wait_for(upsd, "battery.charge", 64.0)

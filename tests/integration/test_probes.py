@@ -249,7 +249,7 @@ LINK_RUN = textwrap.dedent(
     import asyncio, json, sys, time
     from prometheus_client import generate_latest
     from agent.config import parse_config
-    from agent.link_quality import LinkProber
+    from agent.checks.link_quality import LinkProber
     from agent.state import AgentState
     from exporters.prometheus import build_registry
     config = parse_config(json.loads(sys.argv[1]))
@@ -404,7 +404,7 @@ def test_wan_failover_seen_through_snmp(caplog: pytest.LogCaptureFixture):
             await router.stop()
         return state, active
 
-    with caplog.at_level(logging.WARNING, logger="agent.wan"):
+    with caplog.at_level(logging.WARNING, logger="agent.checks.wan"):
         state, active = asyncio.run(scenario())
     assert active == [None, "ether1", "ether2", "ether2"]
     assert [r.message for r in caplog.records] == [

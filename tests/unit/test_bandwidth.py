@@ -6,7 +6,12 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.bandwidth import DEFAULT_CAPACITY_BPS, BandwidthCheck, InterfaceStatus, counter_delta
+from agent.checks.bandwidth import (
+    DEFAULT_CAPACITY_BPS,
+    BandwidthCheck,
+    InterfaceStatus,
+    counter_delta,
+)
 from agent.config import InterfaceSettings
 from collectors.readings import InterfaceSample, SnmpReading
 
@@ -377,7 +382,7 @@ def test_a_port_without_counters_this_poll_exports_no_stale_rate():
 
 
 def test_each_refusal_is_logged_once_while_it_lasts(caplog):
-    caplog.set_level(logging.INFO, logger="agent.bandwidth")
+    caplog.set_level(logging.INFO, logger="agent.checks.bandwidth")
     check = BandwidthCheck("core")
     check.update(device(1000, ether(), pppoe(0)), now=0.0)
     for step in range(1, 4):  # three polls of a counter running at 8 Tb/s

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.battery import BatteryMonitor, Nameplate, RuntimeModel, ageing_factor, selftest_code
+from agent.checks.battery import (
+    BatteryMonitor,
+    Nameplate,
+    RuntimeModel,
+    ageing_factor,
+    selftest_code,
+)
 from collectors.readings import UpsReading
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC).timestamp()
@@ -149,7 +155,7 @@ def test_health_from_discharges_against_the_nameplate(caplog) -> None:
     report = outage(new, clock, 30, 1.0)
     assert report.health_discharges == 1 and report.capacity_ratio == pytest.approx(1.0, abs=0.02)
     old = monitor("old", clock, plate)
-    with caplog.at_level(logging.WARNING, logger="agent.battery"):
+    with caplog.at_level(logging.WARNING, logger="agent.checks.battery"):
         for _ in range(2):
             report = outage(old, clock, 30, 2.0)  # charge falls twice as fast: half the capacity
             clock.now += 6 * 3600
@@ -234,7 +240,7 @@ def cut(m: BatteryMonitor, clock: Clock, minutes: int, step_wall_at: int | None 
 def test_wall_clock_step_mid_cut_leaves_one_outage_of_the_right_length(caplog) -> None:
     clock = Clock()
     m = monitor("ups", clock)
-    with caplog.at_level(logging.WARNING, logger="agent.battery"):
+    with caplog.at_level(logging.WARNING, logger="agent.checks.battery"):
         cut(m, clock, minutes=20, step_wall_at=5)
     report = m.report()
     assert report.outages == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.diagnose import implausible, other_orders, plausible
+from agent.commission.modbus import implausible, other_orders, plausible
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import load_profile

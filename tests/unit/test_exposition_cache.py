@@ -10,12 +10,12 @@ from types import MappingProxyType
 
 from prometheus_client import generate_latest
 
-from agent.bandwidth import InterfaceStatus
-from agent.battery import BatteryReport
-from agent.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
-from agent.power import UpsStatus
+from agent.checks.bandwidth import InterfaceStatus
+from agent.checks.battery import BatteryReport
+from agent.checks.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
+from agent.checks.power import UpsStatus
+from agent.checks.wan import WanStatus
 from agent.state import AgentState, DeviceState, RouterStatus
-from agent.wan import WanStatus
 from collectors.readings import HealthSample, HostReading
 from exporters.http import MetricsServer
 from exporters.prometheus import build_registry

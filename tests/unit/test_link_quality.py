@@ -9,11 +9,11 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.bandwidth import InterfaceStatus
+from agent.checks.bandwidth import InterfaceStatus
+from agent.checks.link_quality import RTT_BUCKETS, LinkQualityCheck, assess, jitter
+from agent.checks.wan import FLOOR_BPS, WanCheck
 from agent.config import ConfigError, LinkSettings, parse_config
-from agent.link_quality import RTT_BUCKETS, LinkQualityCheck, assess, jitter
 from agent.state import AgentState, DeviceState, RouterStatus
-from agent.wan import FLOOR_BPS, WanCheck
 from collectors.probe import (
     ProbeReading,
     checksum,
@@ -121,7 +121,7 @@ def test_link_down_only_when_no_target_answers(caplog: pytest.LogCaptureFixture)
         "web": ProbeReading("web", "1.1.1.1", "tcp", (MS,) * 5),
     }
     check.update(answered, 1.0, 1.0)
-    with caplog.at_level(logging.INFO, logger="agent.link_quality"):
+    with caplog.at_level(logging.INFO, logger="agent.checks.link_quality"):
         status = check.update(silent, 2.0, 1.0)
         check.update(silent, 3.0, 1.0)  # still down: said once
     assert not status.up
@@ -256,7 +256,7 @@ def test_wan_follows_traffic_with_hysteresis(caplog: pytest.LogCaptureFixture):
     lan = InterfaceStatus("ether5", "lan", True, True, 1e9, 64, 0, 0, 9e8, 9e8, 0, 0, 0, 0, 0, 0)
     assert check.update([lan]) is None  # no wan port: nothing to say
     assert check.update([port("ether1", 0), port("ether2", 0)]).active is None  # not yet known
-    with caplog.at_level(logging.INFO, logger="agent.wan"):
+    with caplog.at_level(logging.INFO, logger="agent.checks.wan"):
         status = check.update([port("ether1", 80e6, 5e6), port("ether2", 1e6)])
         assert (status.active, status.failovers) == ("ether1", 0)  # first sight: no failover
         # noise: ether2 busier, but not twice as busy as the active port

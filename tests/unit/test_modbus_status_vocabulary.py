@@ -1,5 +1,5 @@
 """Modbus status registers in a self-test, a calibration, on bypass, off, overloaded: each reads
-as the NUT word for it, and none of them as a mains cut (agent/power.py judges the words)."""
+as the NUT word for it, and none of them as a mains cut (agent/checks/power.py judges the words)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from agent.power import PowerCheck
+from agent.checks.power import PowerCheck
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.profile import load_profile
 
@@ -54,7 +54,7 @@ def test_status_reads_as_what_the_ups_is_doing(
     reading = DecodePlan(plan).decode(image)
     assert reading.flags == flags
     check = PowerCheck("ups")
-    with caplog.at_level(logging.INFO, logger="agent.power"):
+    with caplog.at_level(logging.INFO, logger="agent.checks.power"):
         check.update(DecodePlan(plan).decode(dict.fromkeys(image, 0)))  # before: nothing set
         status = check.update(reading)
     assert (status.state, status.on_battery) == (state, lost)

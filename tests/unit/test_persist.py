@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.battery import BatteryMonitor
+from agent.checks.battery import BatteryMonitor
 from agent.persist import JsonStateFile
 from collectors.readings import UpsReading
 

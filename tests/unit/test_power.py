@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from agent.power import PowerCheck
+from agent.checks.power import PowerCheck
 from collectors.readings import UpsReading
 from exporters.families import Families
 from exporters.power import ups_families
@@ -36,7 +36,7 @@ def test_on_mains_below_full_is_charging():
 
 def test_mains_loss_and_return_are_logged_once(caplog):
     check = PowerCheck("ups-rack")
-    with caplog.at_level(logging.INFO, logger="agent.power"):
+    with caplog.at_level(logging.INFO, logger="agent.checks.power"):
         check.update(ups({"OL"}))
         check.update(ups({"OB"}, 90))
         check.update(ups({"OB"}, 85))
@@ -51,7 +51,7 @@ def test_mains_loss_and_return_are_logged_once(caplog):
 def test_self_test_on_battery_is_not_a_mains_loss(caplog):
     """APC shows OB TEST while it tests its battery; mains never went away."""
     check = PowerCheck("ups-rack")
-    with caplog.at_level(logging.INFO, logger="agent.power"):
+    with caplog.at_level(logging.INFO, logger="agent.checks.power"):
         check.update(ups({"OL"}))
         status = check.update(ups({"OB", "TEST"}, 99))
         check.update(ups({"OL"}, 98))

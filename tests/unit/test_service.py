@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from agent.service import (
+from agent.checks.service import (
     Equipment,
     ServiceCheck,
     ServiceStatus,
@@ -139,7 +139,7 @@ def test_check_counts_each_cause_once_per_settled_episode_and_logs_changes(
     caplog: pytest.LogCaptureFixture,
 ):
     check = ServiceCheck(settle_seconds=20, boot_seconds=600)
-    with caplog.at_level(logging.INFO, logger="agent.service"):
+    with caplog.at_level(logging.INFO, logger="agent.checks.service"):
         quiet = check.update(view(ON_MAINS, True, True), now=0)
         isp = check.update(view(ON_BATTERY, True, False), now=10)
         check.update(view(ON_BATTERY, True, False), now=35)  # settled: counted, not logged

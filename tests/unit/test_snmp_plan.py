@@ -109,7 +109,7 @@ def test_pinned_port_missing_from_the_cached_names_walks_until_it_is_back() -> N
 
 def test_readings_carry_the_fastest_physical_port_of_the_whole_name_table() -> None:
     """`ports:` keeps only pppoe-out1 (no speed): the reading still says the device has a
-    1 Gb/s Ethernet port, the bound of the PPPoE traffic (agent/bandwidth.py)."""
+    1 Gb/s Ethernet port, the bound of the PPPoE traffic (agent/checks/bandwidth.py)."""
     table = {IF_NAME: {"1": "ether1", "2": "bridge", "20": "pppoe-out1"},
              IF_DESCR: {"1": "e1", "2": "b", "20": "p"},
              IF_SPEED: {"1": 1_000_000_000, "2": 4_294_967_295, "20": 0},

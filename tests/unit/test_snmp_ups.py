@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agent.power import PowerCheck, UpsStatus
+from agent.checks.power import PowerCheck, UpsStatus
 from collectors.snmp.ups import FlagSource, UpsProfile, candidates, load_profile, ups_reading
 from collectors.snmp.values import Counter64, Oid
 

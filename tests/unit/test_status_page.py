@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from agent.power import UpsStatus
+from agent.checks.power import UpsStatus
 from agent.state import AgentState, DeviceState
 from exporters.status_page import ago, render_page, status_document
 

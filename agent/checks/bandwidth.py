@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 
 from collectors.readings import InterfaceSample, SnmpReading
 
-from .config import InterfaceSettings
+from ..config import InterfaceSettings
 
 log = logging.getLogger(__name__)
 

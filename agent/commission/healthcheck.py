@@ -17,12 +17,12 @@ from typing import Any, TextIO
 from collectors.modbus.transport import GatewayPool
 from collectors.snmp.client import SnmpSessions
 
-from .commission.steps import TRAFFIC_SAMPLE_SECONDS
-from .config import Config, LinkSettings
-from .diagnose import host_steps
-from .kinds import Pools, configured, kind_of
-from .link_quality import LinkQualityCheck, assess, run_probes
-from .verdict import DeviceVerdict, Step
+from ..checks.link_quality import LinkQualityCheck, assess, run_probes
+from ..config import Config, LinkSettings
+from ..kinds import Pools, configured, kind_of
+from ..verdict import DeviceVerdict, Step
+from .host import host_steps
+from .steps import TRAFFIC_SAMPLE_SECONDS
 
 
 async def check_link(link: LinkSettings) -> DeviceVerdict:

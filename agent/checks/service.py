@@ -37,9 +37,9 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
 
-from .config import Config
-from .kinds import KINDS
-from .state import AgentState, RouterStatus
+from ..config import Config
+from ..kinds import KINDS
+from ..state import AgentState, RouterStatus
 
 log = logging.getLogger(__name__)
 

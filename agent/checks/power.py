@@ -10,7 +10,7 @@ one place that reads them. Two questions get two answers:
 - Is mains lost? `mains_lost(flags)`: OB outside a self-test (TEST) or runtime calibration
   (CAL). A UPS testing its battery runs the load from it (APC shows OB and TEST) although mains
   is there, so OB alone would log a cut, fire ErozgarUpsOnBattery and blame the power company
-  for a test. `UpsStatus.on_battery` and the outage ledger (agent/battery.py) both use it.
+  for a test. `UpsStatus.on_battery` and the outage ledger (agent/checks/battery.py) both use it.
 - What is the UPS doing? `power_state(flags)`, one of POWER_STATES, first match wins: off
   (OFF: the output is off, the load has no power), bypass (BYPASS: the load runs on raw mains,
   unprotected), calibration (CAL), self_test (TEST), on_battery (mains lost), online (OL),

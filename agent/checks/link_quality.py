@@ -20,7 +20,7 @@ from typing import Literal
 from collectors.probe import ProbeReading, ProbeTarget, probe
 from collectors.readings import PollError
 
-from .config import LinkSettings
+from ..config import LinkSettings
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from collectors.snmp.client import SnmpSessions, UsmAuth
 from collectors.snmp.collector import SnmpCollector
 from collectors.tcp import ConnectError, knock
 
-from .diagnose import COMMON_UNITS, plausible
+from .modbus import COMMON_UNITS, plausible
 
 MAX_HOSTS = 1024  # a /22; more needs --force
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -5,7 +5,7 @@ ups-modbus-maps.md section 5. Everything is kept per UPS, saved to a small JSON 
 `state_dir` (agent/persist.py) and reloaded at start, so a restart or crash loses nothing.
 
 Outage ledger. An outage starts at the first poll at which mains is lost and ends at the first
-poll at which it is back; mains lost is agent.power.mains_lost (OB outside a self-test or a
+poll at which it is back; mains lost is agent.checks.power.mains_lost (OB outside a self-test or a
 runtime calibration), the same test that sets erozgar_ups_on_battery, so a UPS testing its
 battery is neither an outage nor time on battery.
 Each outage adds to a counter, a duration histogram (1 min .. 4 h buckets, for load-shedding
@@ -97,7 +97,7 @@ from typing import Any
 
 from collectors.readings import UpsReading
 
-from .persist import JsonStateFile, state_file
+from ..persist import JsonStateFile, state_file
 from .power import mains_lost
 
 log = logging.getLogger(__name__)
