@@ -21,15 +21,15 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from agent.checks.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
+from agent.checks.power import UpsStatus
+from agent.checks.service import CAUSES, Loss, ServiceStatus
+from agent.checks.wan import WanStatus
 from agent.config import parse_config
-from agent.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
 from agent.poller import modbus_poller, nut_poller
-from agent.power import UpsStatus
 from agent.reload import ReloadStatus
 from agent.schedule import MonotonicScheduler
-from agent.service import CAUSES, Loss, ServiceStatus
 from agent.state import AgentState, DeviceState, RouterStatus
-from agent.wan import WanStatus
 from collectors.host import read_host
 from exporters.prometheus import build_registry
 from exporters.runtime import RuntimeCollector
