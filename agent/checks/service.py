@@ -222,20 +222,27 @@ class ServiceCheck:
         self.boot_seconds = boot_seconds
         self._current: dict[tuple[str, str, str, str], Loss] = {}
         self._unexplained: dict[tuple[str, str, str, str], float] = {}  # key -> since (mono)
+        self._lan_since: dict[tuple[str, str, str, str], float] = {}  # key -> since (mono)
         self._episode: dict[str, float] = {}  # cause -> monotonic start of its episode
         self._counted: set[str] = set()  # causes whose current episode is counted
         self._counts = dict.fromkeys(CAUSES, 0)
 
     def update(self, view: SiteView, now: float) -> ServiceStatus:
         """`now`: monotonic seconds."""
-        losses = tuple(self._still_dark(loss, now) for loss in classify(view))
+        judged = [self._still_dark(loss, now) for loss in classify(view)]
+        for key in set(self._lan_since) - {loss.key for loss in judged}:
+            del self._lan_since[key]
+        concluded = (self._conclude(loss, now) for loss in judged)
+        losses = tuple(loss for loss in concluded if loss is not None)
         active = {loss.cause for loss in losses}
         for cause in CAUSES:
             if cause not in active:
                 self._episode.pop(cause, None)
                 self._counted.discard(cause)
                 continue
-            start = self._episode.setdefault(cause, now)
+            # a LAN loss began when it was first seen, not when it was concluded
+            began = (self._lan_since.get(loss.key, now) for loss in losses if loss.cause == cause)
+            start = self._episode.setdefault(cause, min(began, default=now))
             if cause not in self._counted and now - start >= self.settle_seconds:
                 self._counted.add(cause)
                 self._counts[cause] += 1
@@ -256,6 +263,20 @@ class ServiceCheck:
             active=MappingProxyType({cause: cause in active for cause in CAUSES}),
             counts=MappingProxyType(dict(self._counts)),
         )
+
+    def _conclude(self, loss: Loss, now: float) -> Loss | None:
+        """LAN is concluded by elimination, so only once it has held `settle_seconds`: the UPS
+        reading that would explain the silence has had time to arrive. Until then a loss keeps
+        the cause it had, and a new one is not reported yet."""
+        if loss.cause != "lan":
+            self._lan_since.pop(loss.key, None)
+            return loss
+        # a device dark since a cut has waited out boot_seconds already (_still_dark)
+        since = self._lan_since.setdefault(loss.key, self._unexplained.get(loss.key, now))
+        if now - since >= self.settle_seconds:
+            return loss
+        old = self._current.get(loss.key)
+        return None if old is None else replace(loss, cause=old.cause, why=old.why)
 
     def _still_dark(self, loss: Loss, now: float) -> Loss:
         """`loss`, or the power loss it was while its device has not answered since."""

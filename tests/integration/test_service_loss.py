@@ -132,6 +132,7 @@ def test_wan_down_in_a_power_cut_is_the_isp_and_a_dead_battery_is_power(
                 == {"sw-floor1": "power", "sw-floor2": "lan"}
             ),
             log,
+            40,  # LAN is concluded by elimination after it has held 20 s (SETTLE_SECONDS)
         )
         assert cut[key("erozgar_ups_on_battery", device="ups-rack")] == 1
         assert cut[key("erozgar_service_loss", cause="isp")] == 1

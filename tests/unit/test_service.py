@@ -184,13 +184,24 @@ def test_a_router_the_cut_darkened_stays_power_while_it_boots_then_is_the_lan():
 
 
 def test_a_router_dying_a_poll_before_its_ups_reads_empty_is_not_a_lan_loss_on_record():
-    """The router times out while the UPS's latest reading still shows charge: "lan" for one
-    UPS poll, then "power". Only the power loss is counted."""
+    """The router times out while the UPS's latest reading still shows charge: "lan" by
+    elimination for one UPS poll, then "power". LAN is not concluded before it has held the
+    settle time, so nothing is reported (or logged) as LAN; only the power loss is counted."""
     check = ServiceCheck(settle_seconds=20, boot_seconds=600)
     check.update(view(ON_BATTERY, True, True), now=0)
     early = check.update(view(ON_BATTERY, False, False), now=1)
-    assert set(causes(early).values()) == {"lan"}
+    assert causes(early) == {}
     later = check.update(view(SILENT_ON_BATTERY, False, False), now=6)
     assert set(causes(later).values()) == {"power"}
     done = check.update(view(SILENT_ON_BATTERY, False, False), now=60)
     assert dict(done.counts) == {"power": 1, "isp": 0, "lan": 0}
+
+
+def test_a_lan_loss_is_reported_once_it_has_held_the_settle_time(caplog):
+    check = ServiceCheck(settle_seconds=20, boot_seconds=600)
+    with caplog.at_level(logging.INFO, logger="agent.checks.service"):
+        assert causes(check.update(view(ON_MAINS, False, False), now=0)) == {}
+        assert causes(check.update(view(ON_MAINS, False, False), now=19)) == {}
+        held = check.update(view(ON_MAINS, False, False), now=20)
+    assert set(causes(held).values()) == {"lan"}
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["service lost"] * 2
