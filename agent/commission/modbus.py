@@ -17,7 +17,8 @@ from collectors.modbus.transport import Gateway, GatewayPool, Link
 from collectors.readings import PollError, UpsReading
 
 from ..config import ModbusDevice
-from ..poller import DevicePoller, device_profile, modbus_poller
+from ..kinds.modbus import device_profile, modbus_poller
+from ..poller import DevicePoller
 from ..state import DeviceState
 from ..verdict import DeviceVerdict, Step
 from .steps import HINTS, battery_step, failure, tcp_connect_step

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collectors.readings import PollError, UpsReading
 
 from ..config import NutDevice
-from ..poller import nut_poller
+from ..kinds.nut import nut_poller
 from ..state import DeviceState
 from ..verdict import DeviceVerdict, Step
 from .steps import battery_step, failure, poll

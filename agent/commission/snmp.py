@@ -15,7 +15,8 @@ from collectors.snmp.profile import select_profile
 
 from ..checks.bandwidth import BandwidthCheck, InterfaceStatus
 from ..config import SnmpDevice
-from ..poller import DevicePoller, snmp_poller
+from ..kinds.snmp import snmp_poller
+from ..poller import DevicePoller
 from ..state import DeviceState
 from ..verdict import DeviceVerdict, Step
 from .steps import TRAFFIC_SAMPLE_SECONDS, battery_step, failure, host_reachable, poll_once

@@ -4,9 +4,10 @@ made, its commissioning steps, its metric families and its status-page card.
 The registry (agent/kinds/__init__.py) lists the kinds; the daemon, the fleet, `check`, the
 exporters and the service check ask it instead of testing types. A new kind is one module here,
 its line in the registry and its list in agent.config.Config (tests/unit/test_kinds.py holds
-the two to each other); its pieces live in their layers: settings model (agent/config.py),
-collector (collectors/), poller builder (agent/poller.py), check steps (agent/commission/).
-The commission modules import the poller builders, so those cannot live here.
+the two to each other). The module builds the kind's poller itself; the rest lives in its
+layer: settings model (agent/config.py), collector (collectors/), check steps
+(agent/commission/, imported when `check` runs, so the daemon never loads them), families
+(exporters/).
 """
 
 from __future__ import annotations
