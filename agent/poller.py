@@ -1,8 +1,8 @@
 """One poll of one device: collector -> check -> state, bounded in time, never raising.
 
 A failed poll marks only its own device down with a reason; the log says so once per change of
-state (down with a new reason, or back up), not on every poll. Below the poller, the builders
-each device kind's module (agent/kinds/) declares: its collector, judge and time budget.
+state (down with a new reason, or back up), not on every poll. Each device kind's module
+(agent/kinds/) builds its poller: its collector, its judge and poll_budget.
 """
 
 from __future__ import annotations
@@ -13,19 +13,13 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
-from collectors.modbus.collector import ModbusCollector
-from collectors.modbus.profile import ModbusProfile, load_profile
-from collectors.modbus.transport import GatewayPool
-from collectors.nut import NutCollector
 from collectors.readings import PollError, SnmpReading, UpsReading
-from collectors.snmp.client import SnmpSessions
 
 from .checks.bandwidth import BandwidthCheck
-from .checks.battery import BatteryMonitor, monitor_for
+from .checks.battery import BatteryMonitor
 from .checks.power import PowerCheck, UpsStatus
 from .checks.wan import WanCheck
-from .config import ModbusDevice, NutDevice, SnmpDevice
-from .snmp_plan import snmp_collector
+from .config import SnmpDevice
 from .state import DeviceState, RouterStatus
 
 log = logging.getLogger(__name__)
@@ -163,52 +157,3 @@ class DevicePoller:
 def poll_budget(interval: float, timeout: float, retries: int) -> float:
     """Time one poll may take: most of the interval, but at least one request's full retry."""
     return max(interval * _BUDGET_SHARE, timeout * (retries + 1))
-
-
-def snmp_poller(
-    device: SnmpDevice,
-    state: DeviceState,
-    sessions: SnmpSessions,
-    state_dir: str | None = None,
-) -> DevicePoller:
-    collector = snmp_collector(device, sessions)
-    budget = poll_budget(device.interval, device.timeout, device.retries)
-    # a UPS network card keeps its outage ledger like any UPS (no file until it sees one)
-    ups = UpsJudge(device.name, BatteryMonitor(device.name, state_dir=state_dir))
-    return DevicePoller(state, collector, RouterJudge(device, ups), budget)
-
-
-def device_profile(device: ModbusDevice) -> ModbusProfile:
-    """The device's profile with its own byte_order, when the config gives one."""
-    profile = load_profile(device.profile)
-    if device.byte_order is not None:
-        profile = profile.model_copy(update={"byte_order": device.byte_order})
-    return profile
-
-
-def modbus_poller(
-    device: ModbusDevice,
-    state: DeviceState,
-    gateways: GatewayPool | None = None,
-    state_dir: str | None = None,  # None: battery history in memory only (the check command)
-) -> DevicePoller:
-    """`gateways` shares one connection per gateway among devices; None: a private one."""
-    gateway = (gateways or GatewayPool()).gateway(
-        device.link, timeout=device.timeout, retries=device.retries, pause=device.pause
-    )
-    collector = ModbusCollector.on_gateway(gateway, device.unit, device_profile(device))
-    budget = poll_budget(device.interval, device.timeout, device.retries)
-    judge = UpsJudge(device.name, monitor_for(device.name, device, state_dir))
-    return DevicePoller(state, collector, judge, budget)
-
-
-def nut_poller(device: NutDevice, state: DeviceState, state_dir: str | None = None) -> DevicePoller:
-    host, port = device.host_port
-    password = device.password.get_secret_value() if device.password else None
-    collector = NutCollector(
-        host, port, device.ups, username=device.username, password=password,
-        timeout=device.timeout,
-    )  # fmt: skip
-    budget = poll_budget(device.interval, device.timeout, 0)
-    judge = UpsJudge(device.name, monitor_for(device.name, device, state_dir))
-    return DevicePoller(state, collector, judge, budget)

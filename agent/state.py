@@ -46,7 +46,7 @@ class DeviceState:
     """Health of one device plus its latest judged status."""
 
     name: str
-    kind: str  # snmp | modbus
+    kind: str  # its kind's name: snmp, modbus, nut (agent/kinds/)
     up: bool | None = None  # None until the first poll finished
     reason: str = "pending"  # "ok" while up
     message: str = ""  # one-line explanation of the last failure, no secrets

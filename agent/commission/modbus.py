@@ -17,7 +17,8 @@ from collectors.modbus.transport import Gateway, GatewayPool, Link
 from collectors.readings import PollError, UpsReading
 
 from ..config import ModbusDevice
-from ..poller import DevicePoller, device_profile, modbus_poller
+from ..kinds.modbus import KIND, device_profile, modbus_poller
+from ..poller import DevicePoller
 from ..state import DeviceState
 from ..verdict import DeviceVerdict, Step
 from .steps import HINTS, battery_step, failure, tcp_connect_step
@@ -52,14 +53,14 @@ def check_serial_port(path: str) -> Step:
 
 
 async def check_modbus(device: ModbusDevice, gateways: GatewayPool | None = None) -> DeviceVerdict:
-    verdict = DeviceVerdict(device.name, "modbus")
+    verdict = DeviceVerdict(device.name, KIND.name)
     if device.transport == "rtu":
         verdict.checks.append(check_serial_port(device.address))
     else:
         verdict.checks.append(await tcp_connect_step(*device.host_port, device.timeout))
     if verdict.status == "FAIL":
         return verdict
-    poller = modbus_poller(device, DeviceState(device.name, "modbus"), gateways)
+    poller = modbus_poller(device, DeviceState(device.name, KIND.name), gateways)
     assert isinstance(poller.collector, ModbusCollector)
     try:
         try:

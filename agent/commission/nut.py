@@ -5,16 +5,16 @@ from __future__ import annotations
 from collectors.readings import PollError, UpsReading
 
 from ..config import NutDevice
-from ..poller import nut_poller
+from ..kinds.nut import KIND, nut_poller
 from ..state import DeviceState
 from ..verdict import DeviceVerdict, Step
 from .steps import battery_step, failure, poll
 
 
 async def check_nut(device: NutDevice) -> DeviceVerdict:
-    verdict = DeviceVerdict(device.name, "nut")
+    verdict = DeviceVerdict(device.name, KIND.name)
     try:
-        reading = await poll(nut_poller(device, DeviceState(device.name, "nut")))
+        reading = await poll(nut_poller(device, DeviceState(device.name, KIND.name)))
     except PollError as exc:
         verdict.checks.append(failure("nut answer", exc))
         return verdict

@@ -15,7 +15,8 @@ from collectors.snmp.profile import select_profile
 
 from ..checks.bandwidth import BandwidthCheck, InterfaceStatus
 from ..config import SnmpDevice
-from ..poller import DevicePoller, snmp_poller
+from ..kinds.snmp import KIND, snmp_poller
+from ..poller import DevicePoller
 from ..state import DeviceState
 from ..verdict import DeviceVerdict, Step
 from .steps import TRAFFIC_SAMPLE_SECONDS, battery_step, failure, host_reachable, poll_once
@@ -27,10 +28,10 @@ SATURATED = 0.9
 async def check_snmp(
     device: SnmpDevice, sessions: SnmpSessions, sample_seconds: float = TRAFFIC_SAMPLE_SECONDS
 ) -> DeviceVerdict:
-    verdict = DeviceVerdict(device.name, "snmp")
+    verdict = DeviceVerdict(device.name, KIND.name)
     reach, reachable = await host_reachable(device.host_port[0])
     verdict.checks.append(reach)
-    poller = snmp_poller(device, DeviceState(device.name, "snmp"), sessions)
+    poller = snmp_poller(device, DeviceState(device.name, KIND.name), sessions)
     try:
         reading = await poll_once(poller)
         first_at = time.monotonic()

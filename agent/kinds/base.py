@@ -2,8 +2,12 @@
 made, its commissioning steps, its metric families and its status-page card.
 
 The registry (agent/kinds/__init__.py) lists the kinds; the daemon, the fleet, `check`, the
-exporters and the service check ask it instead of testing types, so a new kind is one module
-here, its line in the registry and its list in agent.config.Config.
+exporters and the service check ask it instead of testing types. A new kind is one module here,
+its line in the registry and its list in agent.config.Config (tests/unit/test_kinds.py holds
+the two to each other). The module builds the kind's poller itself; the rest lives in its
+layer: settings model (agent/config.py), collector (collectors/), check steps
+(agent/commission/, imported when `check` runs, so the daemon never loads them), families
+(exporters/).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collectors.snmp.client import SnmpSessions
 from exporters.families import Families
 
 from ..checks.power import UpsStatus
+from ..config import DeviceSettings
 from ..poller import DevicePoller
 from ..state import DeviceState, RouterStatus
 from ..verdict import DeviceVerdict
@@ -38,7 +43,7 @@ def _no_router(status: Any) -> RouterStatus | None:
 class DeviceKind:
     # The `kind` label, and the key of the config list its devices are under (agent.config).
     name: str
-    config: type[Any]  # its settings model, an agent.config.DeviceSettings
+    config: type[DeviceSettings]  # its settings model
     # (settings, state, pools, state_dir or None for in-memory ledgers) -> its poller
     poller: Callable[[Any, DeviceState, Pools, str | None], DevicePoller]
     # (settings, pools, traffic sample seconds) -> the `check` verdict

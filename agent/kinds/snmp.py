@@ -4,18 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from collectors.snmp.client import SnmpSessions
 from exporters.cards import ups_card
 from exporters.families import Families
 from exporters.network import router_families
 from exporters.power import ups_families
 
+from ..checks.battery import BatteryMonitor
 from ..checks.power import UpsStatus
-from ..commission.snmp import check_snmp
 from ..config import SnmpDevice
-from ..poller import DevicePoller, snmp_poller
+from ..poller import DevicePoller, RouterJudge, UpsJudge, poll_budget
+from ..snmp_plan import snmp_collector
 from ..state import DeviceState, RouterStatus
 from ..verdict import DeviceVerdict
 from .base import DeviceKind, Pools
+
+
+def snmp_poller(
+    device: SnmpDevice,
+    state: DeviceState,
+    sessions: SnmpSessions,
+    state_dir: str | None = None,
+) -> DevicePoller:
+    collector = snmp_collector(device, sessions)
+    budget = poll_budget(device.interval, device.timeout, device.retries)
+    # a UPS network card keeps its outage ledger like any UPS (no file until it sees one)
+    ups = UpsJudge(device.name, BatteryMonitor(device.name, state_dir=state_dir))
+    return DevicePoller(state, collector, RouterJudge(device, ups), budget)
 
 
 def _poller(
@@ -25,6 +40,8 @@ def _poller(
 
 
 async def _check(device: SnmpDevice, pools: Pools, sample_seconds: float) -> DeviceVerdict:
+    from ..commission.snmp import check_snmp  # commissioning code stays out of the daemon
+
     return await check_snmp(device, pools.sessions, sample_seconds)
 
 

@@ -26,7 +26,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import parse_config
-from agent.poller import snmp_poller
+from agent.kinds.snmp import snmp_poller
 from agent.state import AgentState, DeviceState, RouterStatus
 from collectors.probe import ProbeTarget, probe
 from collectors.readings import PollError

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from agent.config import parse_config
-from agent.poller import modbus_poller
+from agent.kinds.modbus import modbus_poller
 from agent.state import AgentState, DeviceState
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.profile import load_profile

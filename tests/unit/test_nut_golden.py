@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.poller import nut_poller
+from agent.kinds.nut import nut_poller
 from agent.state import AgentState, DeviceState
 from tests.golden import assert_golden, poll_once
 from tests.nut_replay import UpsdReplay, read_dev
