@@ -26,7 +26,8 @@ from agent.checks.power import UpsStatus
 from agent.checks.service import CAUSES, Loss, ServiceStatus
 from agent.checks.wan import WanStatus
 from agent.config import parse_config
-from agent.poller import modbus_poller, nut_poller
+from agent.kinds.modbus import modbus_poller
+from agent.kinds.nut import nut_poller
 from agent.reload import ReloadStatus
 from agent.schedule import MonotonicScheduler
 from agent.state import AgentState, DeviceState, RouterStatus
