@@ -24,7 +24,7 @@ from .checks.bandwidth import BandwidthCheck
 from .checks.battery import BatteryMonitor, monitor_for
 from .checks.power import PowerCheck, UpsStatus
 from .checks.wan import WanCheck
-from .config import ModbusDevice, NutDevice, SnmpDevice
+from .config import ModbusConnection, ModbusDevice, NutDevice, SnmpDevice
 from .snmp_plan import snmp_collector
 from .state import DeviceState, RouterStatus
 
@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 
 # Share of the interval a poll may take before it is cut off; the rest is slack for the loop.
 _BUDGET_SHARE = 0.9
+
+
+class Judge(Protocol):
+    def apply(self, reading: Any, now: float, state: DeviceState) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class Collector(Protocol):
@@ -102,7 +108,7 @@ class DevicePoller:
         self,
         state: DeviceState,
         collector: Collector,
-        judge: RouterJudge | UpsJudge,
+        judge: Judge,
         budget_seconds: float,
     ) -> None:
         self.state = state
@@ -178,7 +184,7 @@ def snmp_poller(
     return DevicePoller(state, collector, RouterJudge(device, ups), budget)
 
 
-def device_profile(device: ModbusDevice) -> ModbusProfile:
+def device_profile(device: ModbusConnection) -> ModbusProfile:
     """The device's profile with its own byte_order, when the config gives one."""
     profile = load_profile(device.profile)
     if device.byte_order is not None:

@@ -1,0 +1,179 @@
+"""Generator controllers: the judged state of a reading, the start watch after a mains loss,
+the centre's power source, and the genset kind's config and exports."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from agent.checks.centre_power import SOURCES, CentrePower, PowerView, mains_lost, power_source
+from agent.checks.genset import ON_LOAD_WATTS, StartWatch, genset_status
+from agent.config import ConfigError, parse_config
+from agent.kinds import KINDS
+from collectors.modbus.profile import available_profiles, load_profile
+from collectors.readings import GensetReading
+from exporters.genset import EXPORTED_INFO, GENSET_VALUES
+
+KNOWN = frozenset({"RUNNING", "SHUTDOWN", "TRIP", "WARNING"})
+
+
+def reading(flags: set[str], power: float = 0.0, known: frozenset[str] = KNOWN) -> GensetReading:
+    return GensetReading({"output.power": power}, {}, frozenset(flags), known)
+
+
+# --- one reading -----------------------------------------------------------------------------
+
+
+def test_running_with_output_is_on_load() -> None:
+    status = genset_status(reading({"RUNNING"}, power=4200.0))
+    assert status.running and status.on_load
+    assert status.mains_available is None  # the map has no mains bit
+
+
+def test_running_idle_is_not_on_load() -> None:
+    status = genset_status(reading({"RUNNING"}, power=ON_LOAD_WATTS - 1))
+    assert status.running and not status.on_load
+
+
+def test_output_without_a_running_engine_is_not_on_load() -> None:
+    assert not genset_status(reading(set(), power=4200.0)).on_load
+
+
+def test_a_breaker_bit_decides_on_load_when_the_map_has_one() -> None:
+    known = KNOWN | {"ON_LOAD", "MAINS_OK"}
+    closed = genset_status(reading({"RUNNING", "ON_LOAD"}, power=0.0, known=known))
+    assert closed.on_load and closed.mains_available is False
+    opened = genset_status(reading({"RUNNING", "MAINS_OK"}, power=4200.0, known=known))
+    assert not opened.on_load and opened.mains_available is True
+
+
+def test_alarms_cover_every_class_the_map_reports() -> None:
+    status = genset_status(reading({"WARNING"}))
+    assert dict(status.alarms) == {"shutdown": 0, "electrical_trip": 0, "warning": 1}
+    assert dict(genset_status(reading(set(), known=frozenset({"RUNNING"}))).alarms) == {}
+
+
+# --- the start watch ---------------------------------------------------------------------------
+
+
+def test_start_delay_is_from_the_mains_loss_to_on_load() -> None:
+    watch = StartWatch("genset", 120.0)
+    assert watch.update(False, False, 100.0).waiting_since is None
+    assert watch.update(True, False, 101.0).waiting_since == 101.0
+    watch.update(True, False, 110.0)
+    record = watch.update(False, True, 115.0)  # the UPSes see the generator as mains
+    assert record.start_delay_seconds == pytest.approx(14.0)
+    assert record.start_failures == 0 and record.waiting_since is None
+
+
+def test_no_load_within_the_timeout_counts_one_failure_per_loss() -> None:
+    watch = StartWatch("genset", 120.0)
+    watch.update(True, False, 0.0)
+    assert watch.update(True, False, 119.0).start_failures == 0
+    assert watch.update(True, False, 120.0).start_failures == 1
+    assert watch.update(True, False, 300.0).start_failures == 1  # the same loss
+    late = watch.update(False, True, 310.0)  # a late start is still measured
+    assert late.start_delay_seconds == pytest.approx(310.0) and late.start_failures == 1
+    watch.update(False, False, 400.0)
+    watch.update(True, False, 500.0)  # a second loss
+    assert watch.update(True, False, 620.0).start_failures == 2
+
+
+def test_mains_back_before_the_timeout_is_no_failure() -> None:
+    watch = StartWatch("genset", 120.0)
+    watch.update(True, False, 0.0)
+    record = watch.update(False, False, 30.0)
+    assert record.start_failures == 0 and record.start_delay_seconds is None
+    assert watch.update(False, False, 500.0).start_failures == 0
+
+
+# --- the centre's power source -----------------------------------------------------------------
+
+
+def feeds(*items: tuple[str, str, bool]) -> tuple[tuple[str, str, bool], ...]:
+    return items
+
+
+MAINS = feeds(("ups", "grid", True), ("ups", "battery", False), ("gen", "generator", False))
+CUT = feeds(("ups", "grid", False), ("ups", "battery", True), ("gen", "generator", False))
+# the UPS sees the generator as mains again
+ON_GENERATOR = feeds(("ups", "grid", True), ("ups", "battery", False), ("gen", "generator", True))
+
+
+@pytest.mark.parametrize(
+    ("view", "source"),
+    [(MAINS, "grid"), (CUT, "battery"), (ON_GENERATOR, "generator"), ((), None)],
+)
+def test_power_source_ranks_generator_battery_grid(view: tuple, source: str | None) -> None:
+    assert power_source(view) == source
+
+
+def test_one_ups_on_battery_puts_the_centre_on_battery() -> None:
+    two = feeds(("a", "grid", True), ("a", "battery", False), ("b", "grid", False),
+                ("b", "battery", True))  # fmt: skip
+    assert power_source(two) == "battery" and mains_lost(two)
+
+
+def test_a_further_source_is_one_more_feed() -> None:
+    """A source that SOURCES does not rank yet is ignored, never mistaken for another."""
+    assert power_source(feeds(("inv", "solar", True))) is None
+
+
+def test_centre_power_counts_time_on_each_source_and_watches_the_start() -> None:
+    power = CentrePower()
+    timeouts = MappingProxyType({"gen": 120.0})
+    power.update(PowerView(MAINS, timeouts), 0.0)
+    power.update(PowerView(CUT, timeouts), 10.0)  # mains lost at 10
+    power.update(PowerView(CUT, timeouts), 20.0)
+    status = power.update(PowerView(ON_GENERATOR, timeouts), 25.0)
+    assert status.source == "generator"
+    assert status.starts["gen"].start_delay_seconds == pytest.approx(15.0)
+    status = power.update(PowerView(MAINS, timeouts), 85.0)
+    assert dict(status.seconds) == pytest.approx({"grid": 10.0, "battery": 15.0, "generator": 60.0})
+    assert tuple(status.seconds) == SOURCES
+
+
+def test_a_silent_genset_through_a_cut_is_a_start_failure() -> None:
+    power = CentrePower()
+    timeouts = MappingProxyType({"gen": 60.0})
+    cut_without_genset = feeds(("ups", "grid", False), ("ups", "battery", True))
+    power.update(PowerView(cut_without_genset, timeouts), 0.0)
+    status = power.update(PowerView(cut_without_genset, timeouts), 61.0)
+    assert status.starts["gen"].start_failures == 1
+
+
+# --- the kind ------------------------------------------------------------------------------------
+
+
+def test_genset_config_defaults_to_gencomm_on_unit_10() -> None:
+    config = parse_config({"site": {"id": "s"}, "genset": [{"name": "gen", "address": "10.0.0.9"}]})
+    genset = config.genset[0]
+    assert (genset.profile, genset.unit, genset.start_timeout_seconds) == ("dse-gencomm", 10, 120)
+    assert KINDS["genset"].config is type(genset)
+
+
+def test_a_genset_shares_a_serial_gateway_only_with_the_same_framing() -> None:
+    with pytest.raises(ConfigError, match=r"genset\[0\]\.transport: modbus\[0\] \(ups\)"):
+        parse_config(
+            {"site": {"id": "s"},
+             "modbus": [{"name": "ups", "address": "10.0.0.9:4001", "transport": "rtu-over-tcp"}],
+             "genset": [{"name": "gen", "address": "10.0.0.9:4001"}]}
+        )  # fmt: skip
+
+
+GENSET_PROFILES = [n for n in available_profiles() if load_profile(n).role == "genset"]
+
+
+def test_gencomm_is_packaged() -> None:
+    assert "dse-gencomm" in GENSET_PROFILES
+
+
+@pytest.mark.parametrize("name", GENSET_PROFILES)
+def test_decoded_values_are_exported_or_listed_with_a_reason(name: str) -> None:
+    profile = load_profile(name)
+    names = {f.name for f in profile.fields} | set(profile.info)
+    exported = set(GENSET_VALUES) | EXPORTED_INFO
+    silent = sorted(names - exported - set(profile.not_exported))
+    assert not silent, f"{name}: decoded but neither exported nor in not_exported: {silent}"
+    assert not set(profile.not_exported) & exported
