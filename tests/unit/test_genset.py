@@ -11,9 +11,11 @@ from agent.checks.centre_power import SOURCES, CentrePower, PowerView, mains_los
 from agent.checks.genset import ON_LOAD_WATTS, StartWatch, genset_status
 from agent.config import ConfigError, parse_config
 from agent.kinds import KINDS
+from agent.state import AgentState, DeviceState
 from collectors.modbus.profile import available_profiles, load_profile
 from collectors.readings import GensetReading
 from exporters.genset import EXPORTED_INFO, GENSET_VALUES
+from exporters.status_page import render_page
 
 KNOWN = frozenset({"RUNNING", "SHUTDOWN", "TRIP", "WARNING"})
 
@@ -177,3 +179,21 @@ def test_decoded_values_are_exported_or_listed_with_a_reason(name: str) -> None:
     silent = sorted(names - exported - set(profile.not_exported))
     assert not silent, f"{name}: decoded but neither exported nor in not_exported: {silent}"
     assert not set(profile.not_exported) & exported
+
+
+def test_status_page_shows_the_genset_card() -> None:
+    status = genset_status(
+        GensetReading(
+            {"output.power": 4200.0, "fuel.level": 18.0, "engine.battery.voltage": 27.4},
+            {"generator.mode": "auto", "engine.state": "running"},
+            frozenset({"RUNNING", "SHUTDOWN"}),
+            KNOWN,
+        )
+    )
+    state = AgentState("S-1", "", "1.0")
+    state.devices["gen"] = DeviceState("gen", "genset", up=True, reason="ok", status=status)
+    page = render_page(state, now=1000.0)
+    assert "On load" in page and "mode auto, fuel 18%, 4.2 kW, battery 27.4 V" in page
+    assert "alarm: shutdown" in page
+    state.devices["gen"].up = False  # what a silent controller last said is not shown
+    assert "No answer" in render_page(state, now=1000.0)
