@@ -12,10 +12,14 @@ from agent.checks.genset import ON_LOAD_WATTS, StartWatch, genset_status
 from agent.config import ConfigError, parse_config
 from agent.kinds import KINDS
 from agent.state import AgentState, DeviceState
+from collectors.modbus.decode import DecodePlan
+from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import available_profiles, load_profile
 from collectors.readings import GensetReading
 from exporters.genset import EXPORTED_INFO, GENSET_VALUES
 from exporters.status_page import render_page
+from simulators.genset import SimulatedGenset
+from simulators.ups import SimulatedUps
 
 KNOWN = frozenset({"RUNNING", "SHUTDOWN", "TRIP", "WARNING"})
 
@@ -197,3 +201,33 @@ def test_status_page_shows_the_genset_card() -> None:
     assert "alarm: shutdown" in page
     state.devices["gen"].up = False  # what a silent controller last said is not shown
     assert "No answer" in render_page(state, now=1000.0)
+
+
+def test_the_simulator_serves_the_map_the_agent_reads() -> None:
+    """simulators/genset.py through the real profile: cut, start after the delay, cool down."""
+    now = [1000.0]
+    genset = SimulatedGenset(start_delay_seconds=15.0, clock=lambda: now[0])
+    ups = SimulatedUps(clock=lambda: now[0])
+    genset.feed(ups)
+    plan = DecodePlan(load_profile("dse-gencomm"))
+
+    def status() -> tuple[bool, bool, str]:
+        values, flags = genset.truth()
+        judged = genset_status(plan.decode(encode_image(plan.profile, values, flags)))
+        return judged.running, judged.on_load, str(ups.truth()["ups.status"])
+
+    assert status() == (False, False, "OL")
+    genset.set_mains(False)
+    now[0] += 14.0
+    assert status() == (False, False, "OB")
+    now[0] += 2.0
+    assert status() == (True, True, "OL")  # the UPS sees the generator as its input
+    genset.set_mains(True)
+    now[0] += 30.0
+    assert status() == (True, False, "OL")  # cooling down off load
+    now[0] += 60.0
+    assert status() == (False, False, "OL")
+    genset.fail_to_start = True
+    genset.set_mains(False)
+    now[0] += 20.0
+    assert genset.truth()[1] == {"SHUTDOWN"} and ups.truth()["ups.status"] == "OB"
