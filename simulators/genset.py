@@ -30,14 +30,18 @@ from simulators.modbus_server import (
     READ_INPUT,
     ModbusTcpServer,
 )
-from simulators.ups import MAINS_HZ, MAINS_VOLTS, SimulatedUps
+from simulators.ups import MAINS_HZ, MAINS_VOLTS, Schedule, SimulatedUps
 
 COOLDOWN_SECONDS = 60.0  # running off load after the grid returns, as DSE's cooling timer does
 STARTER_VOLTS_RESTING, STARTER_VOLTS_CHARGING = 25.4, 27.4  # a 24 V starter battery
 
 
 class SimulatedGenset:
-    """One DSE controller on one unit id. Drive it from the event loop that serves it."""
+    """One DSE controller on one unit id. Drive it from the event loop that serves it.
+
+    The grid's history is a list of changes (clock time, grid on, fail_to_start then); every
+    figure at a time t is computed from it, so the UPSes it feeds can ask about any moment.
+    """
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class SimulatedGenset:
         run_seconds: float = 1_234_000.0,  # engine hours before the simulation, as seconds
         starts: int = 320,
         clock: Callable[[], float] = time.monotonic,
+        schedule: Schedule | None = None,  # the grid by itself (PeriodicOutages, ...)
     ) -> None:
         self.profile: ModbusProfile = load_profile("dse-gencomm")
         self.unit = unit
@@ -61,27 +66,25 @@ class SimulatedGenset:
         self.fuel_percent = fuel_percent
         self.fuel_percent_per_hour = fuel_percent_per_hour
         self.fail_to_start = fail_to_start
+        self.run_seconds, self.starts = run_seconds, starts
         self.clock = clock
+        self.schedule = schedule
         self.answering = True
-        self._grid_on = True
-        self._changed = clock() - 24 * 3600.0  # the grid has been on for a day
-        self._run_seconds, self._starts = run_seconds, starts
-        self._started = False  # this cut's start is counted
-        self._cool_until = self._changed  # running off load until then, after a cut
-        self._counted_to = clock()  # run time and fuel integrated up to here
+        self._start = clock()
+        self._changes: list[tuple[float, bool, bool]] = [(self._start - 86400.0, True, False)]
+        self._scheduled_to = self._start  # schedule edges recorded up to here
+        self._by_hand = False  # set_mains replaced the schedule
         self.server = ModbusTcpServer(self.register_source)
 
     # --- control ---------------------------------------------------------------------------
 
     def set_mains(self, on: bool) -> None:
-        """The grid at the controller's mains sensing (and the transfer switch) goes or returns."""
+        """The grid at the controller's mains sensing (and the transfer switch) goes or returns;
+        this replaces the schedule from now on."""
         now = self.clock()
-        self._integrate(now)
-        if on == self._grid_on:
-            return
-        if on and self.on_load(now):  # back to the grid: off load, then the cooling timer
-            self._cool_until = now + COOLDOWN_SECONDS
-        self._grid_on, self._changed, self._started = on, now, False
+        self._follow_schedule(now)
+        self._by_hand = True
+        self._change(now, on)
 
     def feed(self, ups: SimulatedUps) -> None:
         """Put `ups` behind the transfer switch: its input follows the grid and the generator."""
@@ -93,74 +96,112 @@ class SimulatedGenset:
     async def stop(self) -> None:
         await self.server.stop()
 
-    # --- the engine --------------------------------------------------------------------------
+    # --- the grid and the engine ---------------------------------------------------------------
+
+    def _change(self, at: float, on: bool) -> None:
+        if on != self._changes[-1][1]:
+            self._changes.append((at, on, self.fail_to_start))
+
+    def _follow_schedule(self, until: float) -> None:
+        if self.schedule is None or self._by_hand:
+            return
+        t = self._scheduled_to
+        while (edge := self._start + self.schedule.next_edge(t - self._start)) <= until:
+            self._change(edge, self.schedule.mains_on(edge - self._start))
+            t = edge
+        self._scheduled_to = max(t, until)
+
+    def _spells(self, until: float) -> list[tuple[float, float, bool, bool]]:
+        """(from, to, grid on, fails to start) for every spell of the grid up to `until`."""
+        self._follow_schedule(until)
+        ends = [at for at, _, _ in self._changes[1:]] + [float("inf")]
+        return [
+            (at, end, on, fail) for (at, on, fail), end in zip(self._changes, ends, strict=True)
+        ]
+
+    def _spell_at(self, at: float) -> tuple[int, list[tuple[float, float, bool, bool]]]:
+        spells = self._spells(at)
+        return next(i for i in reversed(range(len(spells))) if spells[i][0] <= at), spells
+
+    def _loaded_spell(self, spell: tuple[float, float, bool, bool]) -> bool:
+        """A grid-off spell in which the generator took the load."""
+        begin, end, on, fail = spell
+        return not on and not fail and begin + self.start_delay_seconds < end
+
+    def _running_span(
+        self, i: int, spells: list[tuple[float, float, bool, bool]]
+    ) -> tuple[float, float]:
+        begin, end, on, fail = spells[i]
+        if not on:
+            return (begin + self.start_delay_seconds, end) if not fail else (end, end)
+        cools = i > 0 and self._loaded_spell(spells[i - 1])  # then the cooling timer
+        return begin, min(end, begin + COOLDOWN_SECONDS) if cools else begin
 
     def on_load(self, at: float) -> bool:
-        """The generator carries the load at clock time `at` (no grid change since `at`)."""
-        return not self._grid_on and not self.fail_to_start and at >= self._on_load_from()
+        """The generator carries the load at clock time `at`."""
+        i, spells = self._spell_at(at)
+        begin, _, on, fail = spells[i]
+        return not on and not fail and at >= begin + self.start_delay_seconds
 
     def running(self, at: float) -> bool:
-        return self.on_load(at) or (self._grid_on and at < self._cool_until)
+        i, spells = self._spell_at(at)
+        begin, end = self._running_span(i, spells)
+        return begin <= at < end
 
     def input_live(self, at: float) -> bool:
         """What reaches the UPS inputs behind the transfer switch at `at`."""
-        return self._grid_on or self.on_load(at)
+        i, spells = self._spell_at(at)
+        return spells[i][2] or self.on_load(at)
 
     def next_edge(self, at: float) -> float:
-        """The first clock time after `at` at which the UPS inputs change (inf: never)."""
-        if not self._grid_on and not self.fail_to_start and at < self._on_load_from():
-            return self._on_load_from()
-        return float("inf")
-
-    def _on_load_from(self) -> float:
-        return self._changed + self.start_delay_seconds
-
-    def _integrate(self, now: float) -> None:
-        """Run time, starts and fuel from the last call to `now` (the grid unchanged since)."""
-        if self._grid_on:
-            begin, end = self._counted_to, min(now, self._cool_until)
-        elif self.fail_to_start:
-            begin, end = now, now
-        else:
-            begin, end = max(self._counted_to, self._on_load_from()), now
-            if now >= self._on_load_from() and not self._started:
-                self._started, self._starts = True, self._starts + 1
-        if end > begin:
-            self._run_seconds += end - begin
-            burnt = self.fuel_percent_per_hour * (end - begin) / 3600.0
-            self.fuel_percent = max(0.0, self.fuel_percent - burnt)
-        self._counted_to = max(self._counted_to, now)
+        """The first clock time after `at` at which the UPS inputs may change (inf: never)."""
+        i, spells = self._spell_at(at)
+        begin, end, on, fail = spells[i]
+        if self.schedule is not None and not self._by_hand:
+            end = self._start + self.schedule.next_edge(at - self._start)
+        loads = begin + self.start_delay_seconds
+        return min(loads, end) if not on and not fail and at < loads else end
 
     def truth(self) -> tuple[dict[str, float | str], set[str]]:
         """What the controller serves now: values in the profile's names, and its flags."""
         now = self.clock()
-        self._integrate(now)
+        i, spells = self._spell_at(now)
+        begin, _, grid_on, fail = spells[i]
         running, loaded = self.running(now), self.on_load(now)
-        failed = not self._grid_on and self.fail_to_start and now >= self._on_load_from()
+        ran = sum(
+            max(0.0, min(end, now) - max(start, self._start))
+            for start, end in (self._running_span(j, spells) for j in range(len(spells)))
+        )
+        starts = sum(  # the cuts since the simulation began in which it took the load by now
+            1
+            for begin_, end_, on_, fail_ in spells
+            if begin_ >= self._start and self._loaded_spell((begin_, min(end_, now), on_, fail_))
+        )
         if running:
             state = "running"
-        elif not self._grid_on and not self.fail_to_start:
+        elif not grid_on and not fail:
             state = "pre-start"
         else:
             state = "stopped"
+        fuel = self.fuel_percent - self.fuel_percent_per_hour * ran / 3600.0
         values: dict[str, float | str] = {
             "generator.mode": "auto",
             "engine.state": state,
-            "fuel.level": round(self.fuel_percent),
+            "fuel.level": float(round(max(0.0, fuel))),
             "engine.battery.voltage": STARTER_VOLTS_CHARGING if running else STARTER_VOLTS_RESTING,
             "engine.speed": 1500.0 if running else 0.0,
             "output.frequency": MAINS_HZ if running else 0.0,
             "output.l1.voltage": MAINS_VOLTS if running else 0.0,
             "output.l2.voltage": 0.0,
             "output.l3.voltage": 0.0,
-            "input.frequency": MAINS_HZ if self._grid_on else 0.0,
+            "input.frequency": MAINS_HZ if grid_on else 0.0,
             "output.power": self.load_w if loaded else 0.0,
             "output.load": 100.0 * self.load_w / self.rated_w if loaded else 0.0,
-            "engine.runtime": float(round(self._run_seconds)),
-            "engine.starts": float(self._starts),
+            "engine.runtime": float(round(self.run_seconds + ran)),
+            "engine.starts": float(self.starts + starts),
         }
         flags = {"RUNNING"} if running else set()
-        if failed:
+        if not grid_on and fail and now >= begin + self.start_delay_seconds:
             flags.add("SHUTDOWN")  # DSE "fail to start" is a shutdown alarm
         return values, flags
 

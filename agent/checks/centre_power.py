@@ -40,7 +40,8 @@ class PowerView:
     """What the site's answering devices say about the sources, and its gensets' timeouts."""
 
     feeds: tuple[tuple[str, str, bool], ...]  # (device, source, powering)
-    start_timeouts: Mapping[str, float]  # every configured genset -> its start timeout, s
+    # every configured genset -> (start timeout, settle seconds) of its StartWatch
+    watches: Mapping[str, tuple[float, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +76,13 @@ class CentrePower:
         lost = mains_lost(view.feeds)
         on_load = {device for device, source, on in view.feeds if source == "generator" and on}
         starts: dict[str, StartRecord] = {}
-        for device, timeout in view.start_timeouts.items():
+        for device, (timeout, settle) in view.watches.items():
             watch = self._watches.get(device)
             if watch is None:
-                watch = self._watches[device] = StartWatch(device, timeout)
-            watch.timeout_seconds = timeout  # a reload may change it
+                watch = self._watches[device] = StartWatch(device, timeout, settle)
+            watch.timeout_seconds, watch.settle_seconds = timeout, settle  # a reload may change
             starts[device] = watch.update(lost, device in on_load, now)
-        for gone in self._watches.keys() - view.start_timeouts.keys():  # removed by a reload
+        for gone in self._watches.keys() - view.watches.keys():  # removed by a reload
             del self._watches[gone]
         return CentrePowerStatus(
             self._source, MappingProxyType(dict(self._seconds)), MappingProxyType(starts)
@@ -100,5 +101,8 @@ def power_view(state: AgentState, config: Config) -> PowerView:
             feeds += [(device.name, "grid", not ups.on_battery)]
             feeds += [(device.name, "battery", ups.on_battery)]
         feeds += [(device.name, source, on) for source, on in kind.feeds(device.status)]
-    timeouts = {genset.name: genset.start_timeout_seconds for genset in config.genset}
-    return PowerView(tuple(feeds), timeouts)
+    watches = {
+        genset.name: (genset.start_timeout_seconds, genset.interval + genset.timeout)
+        for genset in config.genset
+    }
+    return PowerView(tuple(feeds), watches)

@@ -13,6 +13,10 @@ engine runs but that it carries the centre, and how soon:
   when its map has one) to the first at which the generator is on load, on the monotonic
   clock. Controllers count their own start attempts, but only the agent sees the whole gap the
   UPS batteries had to bridge.
+- The UPSes see their input back a moment before the controller is next polled on load (the
+  generator feeds them): mains back without the generator on load ends the wait only once it
+  has lasted `settle_seconds` (the genset's poll interval and timeout), so a generator that
+  took the load is not mistaken for the grid returning.
 - A start failure is a mains loss the generator has not taken on load within
   `start_timeout_seconds` (default 120 s): counted once per loss, so the alert can fire while
   the batteries still hold. The gap is still measured if it starts late.
@@ -97,12 +101,14 @@ class StartRecord:
 class StartWatch:
     """Measures one genset's start after each mains loss; fed by the site's power judgement."""
 
-    def __init__(self, device: str, timeout_seconds: float) -> None:
+    def __init__(self, device: str, timeout_seconds: float, settle_seconds: float = 0.0) -> None:
         self.device = device
         self.timeout_seconds = timeout_seconds
+        self.settle_seconds = settle_seconds
         self._delay: float | None = None
         self._failures = 0
-        self._since: float | None = None
+        self._since: float | None = None  # the mains loss waited on
+        self._back: float | None = None  # mains back (without the generator) since
         self._failed = False  # this loss is counted already
 
     def update(self, mains_lost: bool, on_load: bool, now: float) -> StartRecord:
@@ -110,20 +116,25 @@ class StartWatch:
             if self._since is not None:
                 self._delay = now - self._since
                 log.info(
-                    "%s: generator on load %.0f s after the mains loss", self.device, self._delay
+                    "%s: generator on load %.1f s after the mains loss", self.device, self._delay
                 )
-            self._since, self._failed = None, False
+            self._since, self._back, self._failed = None, None, False
         elif mains_lost:
+            self._back = None
             if self._since is None:
                 self._since = now
-            if not self._failed and now - self._since >= self.timeout_seconds:
-                self._failed = True
-                self._failures += 1
-                log.warning(
-                    "%s: generator not on load %.0f s after a mains loss (start failure)",
-                    self.device,
-                    now - self._since,
-                )
-        else:  # mains back before the generator took the load: nothing left to wait for
-            self._since, self._failed = None, False
+        elif self._since is not None:  # mains back: the grid, or the generator not yet polled
+            if self._back is None:
+                self._back = now
+            if now - self._back >= self.settle_seconds:
+                self._since, self._back, self._failed = None, None, False
+        waited = 0.0 if self._since is None else now - self._since
+        if waited >= self.timeout_seconds and not self._failed:  # the timeout is above 0
+            self._failed = True
+            self._failures += 1
+            log.warning(
+                "%s: generator not on load %.0f s after a mains loss (start failure)",
+                self.device,
+                waited,
+            )
         return StartRecord(self._delay, self._failures, self._since)

@@ -73,6 +73,18 @@ def test_start_delay_is_from_the_mains_loss_to_on_load() -> None:
     assert record.start_failures == 0 and record.waiting_since is None
 
 
+def test_mains_back_a_moment_before_the_genset_is_polled_on_load_is_its_start() -> None:
+    """The UPSes see the generator as their input before the controller's next poll."""
+    watch = StartWatch("genset", 120.0, settle_seconds=1.5)
+    watch.update(True, False, 0.0)
+    assert watch.update(False, False, 4.0).waiting_since == 0.0  # UPS back on line first
+    record = watch.update(False, True, 5.0)
+    assert record.start_delay_seconds == pytest.approx(5.0)
+    watch.update(True, False, 10.0)
+    watch.update(False, False, 11.0)  # the grid returned: no generator by the settle time
+    assert watch.update(False, False, 12.5).waiting_since is None
+
+
 def test_no_load_within_the_timeout_counts_one_failure_per_loss() -> None:
     watch = StartWatch("genset", 120.0)
     watch.update(True, False, 0.0)
@@ -128,7 +140,7 @@ def test_a_further_source_is_one_more_feed() -> None:
 
 def test_centre_power_counts_time_on_each_source_and_watches_the_start() -> None:
     power = CentrePower()
-    timeouts = MappingProxyType({"gen": 120.0})
+    timeouts = MappingProxyType({"gen": (120.0, 0.0)})
     power.update(PowerView(MAINS, timeouts), 0.0)
     power.update(PowerView(CUT, timeouts), 10.0)  # mains lost at 10
     power.update(PowerView(CUT, timeouts), 20.0)
@@ -142,7 +154,7 @@ def test_centre_power_counts_time_on_each_source_and_watches_the_start() -> None
 
 def test_a_silent_genset_through_a_cut_is_a_start_failure() -> None:
     power = CentrePower()
-    timeouts = MappingProxyType({"gen": 60.0})
+    timeouts = MappingProxyType({"gen": (60.0, 0.0)})
     cut_without_genset = feeds(("ups", "grid", False), ("ups", "battery", True))
     power.update(PowerView(cut_without_genset, timeouts), 0.0)
     status = power.update(PowerView(cut_without_genset, timeouts), 61.0)
