@@ -88,6 +88,8 @@ class UpsJudge:
         self.battery = battery or BatteryMonitor(device_name)
 
     def apply(self, reading: UpsReading, now: float, state: DeviceState) -> None:
+        if not isinstance(reading, UpsReading):  # a generator's profile under modbus:
+            raise PollError("config", "the profile is not a UPS's: list a genset under genset:")
         state.status = self.judge(reading, state)
 
     def judge(self, reading: UpsReading, state: DeviceState) -> UpsStatus:

@@ -30,7 +30,7 @@ class GensetJudge:
 
     def apply(self, reading: object, now: float, state: DeviceState) -> None:
         if not isinstance(reading, GensetReading):  # a UPS profile under genset:
-            raise PollError("config", f"profile {self.device.profile} is not a genset profile")
+            raise PollError("config", f"profile {self.device.profile} is not a genset's")
         state.invalid_samples.update(reading.invalid)
         state.status = self.check.update(reading)
 

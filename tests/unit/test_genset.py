@@ -10,12 +10,14 @@ import pytest
 from agent.checks.centre_power import SOURCES, CentrePower, PowerView, mains_lost, power_source
 from agent.checks.genset import ON_LOAD_WATTS, StartWatch, genset_status
 from agent.config import ConfigError, parse_config
-from agent.kinds import KINDS
+from agent.kinds import KINDS, Pools
 from agent.state import AgentState, DeviceState
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import available_profiles, load_profile
-from collectors.readings import GensetReading
+from collectors.modbus.transport import GatewayPool
+from collectors.readings import GensetReading, PollError
+from collectors.snmp.client import SnmpSessions
 from exporters.genset import EXPORTED_INFO, GENSET_VALUES
 from exporters.status_page import render_page
 from simulators.genset import SimulatedGenset
@@ -243,3 +245,25 @@ def test_the_simulator_serves_the_map_the_agent_reads() -> None:
     genset.set_mains(False)
     now[0] += 20.0
     assert genset.truth()[1] == {"SHUTDOWN"} and ups.truth()["ups.status"] == "OB"
+
+
+@pytest.mark.parametrize(
+    ("section", "profile", "message"),
+    [("genset", "apc-smart-ups", "is not a genset's"), ("modbus", "dse-gencomm", "not a UPS's")],
+)
+def test_a_profile_of_the_other_role_marks_the_device_down(
+    section: str, profile: str, message: str
+) -> None:
+    """A UPS map under genset: (or a generator's under modbus:) is a config mistake, said once
+    per poll as the device's down reason, never a UPS judged from a generator's registers."""
+    plan = DecodePlan(load_profile(profile))
+    image = {(b.table, a): 0 for b in plan.profile.blocks for a in range(b.address, b.end)}
+    config = parse_config(
+        {"site": {"id": "s"}, section: [{"name": "d", "address": "127.0.0.1", "profile": profile}]}
+    )
+    state = DeviceState("d", section)
+    pools = Pools(SnmpSessions(), GatewayPool())
+    poller = KINDS[section].poller(getattr(config, section)[0], state, pools, None)
+    with pytest.raises(PollError, match=message) as raised:
+        poller.judge.apply(plan.decode(image), 0.0, state)
+    assert raised.value.reason == "config"
