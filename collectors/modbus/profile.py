@@ -41,6 +41,7 @@ UPS_TOKENS = (
 # A generator controller's words (role genset): engine running, generator breaker closed (on
 # load), mains available as the controller measures it, and its alarm classes.
 GENSET_TOKENS = ("RUNNING", "ON_LOAD", "MAINS_OK", "SHUTDOWN", "TRIP", "WARNING")
+# Any word a bitfield may name; the profile's role says which of them it may use.
 StatusToken = Literal[UPS_TOKENS + GENSET_TOKENS]  # type: ignore[valid-type]
 TOKENS_OF_ROLE = {"ups": frozenset(UPS_TOKENS), "genset": frozenset(GENSET_TOKENS)}
 
