@@ -3,6 +3,7 @@ the centre's power source, and the genset kind's config and exports."""
 
 from __future__ import annotations
 
+import asyncio
 from types import MappingProxyType
 
 import pytest
@@ -267,3 +268,29 @@ def test_a_profile_of_the_other_role_marks_the_device_down(
     with pytest.raises(PollError, match=message) as raised:
         poller.judge.apply(plan.decode(image), 0.0, state)
     assert raised.value.reason == "config"
+
+
+def test_check_says_whether_the_generator_is_ready_to_start() -> None:
+    """`erozgar-agent check` for a genset: it answers, and a shutdown alarm keeps it from
+    starting on the next mains loss."""
+
+    async def verdicts() -> list[list[tuple[str, str]]]:
+        genset = SimulatedGenset(start_delay_seconds=0.0, fail_to_start=True)
+        host, port = await genset.start()
+        config = parse_config(
+            {"site": {"id": "s"}, "genset": [{"name": "gen", "address": f"{host}:{port}"}]}
+        )
+        found = []
+        try:
+            for _ in range(2):
+                pools = Pools(SnmpSessions(), GatewayPool())
+                verdict = await KINDS["genset"].check(config.genset[0], pools, 1.0)
+                found.append([(step.name, step.status) for step in verdict.checks])
+                genset.set_mains(False)  # the cut: it fails to start, a shutdown alarm
+        finally:
+            await genset.stop()
+        return found
+
+    ready, alarmed = asyncio.run(verdicts())
+    assert ready == [("tcp connect", "PASS"), ("modbus answer", "PASS"), ("ready to start", "PASS")]
+    assert alarmed[-1] == ("ready to start", "FAIL")
