@@ -260,9 +260,11 @@ class BatteryKeys(_Strict):
         return value
 
 
-class ModbusDevice(DeviceSettings, BatteryKeys):
+class ModbusConnection(DeviceSettings):
+    """How a Modbus device is reached and read; each Modbus kind (UPS, genset) adds its own."""
+
     unit: Annotated[int, Field(ge=0, le=255)] = 1
-    profile: str = "apc-smart-ups"
+    profile: str
     interval: Seconds = 5
     timeout: Annotated[float, Field(gt=0, le=60)] = 2
     retries: Annotated[int, Field(ge=0, le=5)] = 1
@@ -286,7 +288,7 @@ class ModbusDevice(DeviceSettings, BatteryKeys):
         return value
 
     @model_validator(mode="after")
-    def _address_fits_transport(self) -> ModbusDevice:
+    def _address_fits_transport(self) -> ModbusConnection:
         is_path = self.address.startswith("/")
         if self.transport == "rtu" and not is_path:
             raise ValueError(
@@ -332,6 +334,21 @@ class ModbusDevice(DeviceSettings, BatteryKeys):
         if value not in known:
             raise ValueError(f"unknown profile {value!r}; known: {', '.join(known)}")
         return value
+
+
+class ModbusDevice(ModbusConnection, BatteryKeys):
+    """A UPS read over Modbus."""
+
+    profile: str = "apc-smart-ups"
+
+
+class GensetDevice(ModbusConnection):
+    """A generator controller read over Modbus (agent/kinds/genset.py)."""
+
+    profile: str = "dse-gencomm"
+    unit: Annotated[int, Field(ge=0, le=255)] = 10  # DSE GenComm's default slave id
+    # Not on load this long after a mains loss counts a start failure (agent/checks/genset.py).
+    start_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120
 
 
 class NutDevice(DeviceSettings, BatteryKeys):
@@ -426,6 +443,7 @@ class Config(_Strict):
     host: HostSettings = HostSettings()
     snmp: list[SnmpDevice] = []
     modbus: list[ModbusDevice] = []
+    genset: list[GensetDevice] = []
     nut: list[NutDevice] = []
     links: list[LinkSettings] = []
     # Endpoint TLS, basic auth and IP allow-list (exporters/web_config.py); --web.config.file wins.
@@ -472,13 +490,18 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _modbus_gateways_agree(self) -> Config:
         """Devices on one gateway share its connection, so they must frame bytes alike."""
-        first: dict[tuple[str, str, int], tuple[int, ModbusDevice]] = {}
-        for i, device in enumerate(self.modbus):
+        first: dict[tuple[str, str, int], tuple[str, ModbusConnection]] = {}
+        listed = [
+            (f"{key}[{i}]", d)
+            for key in ("modbus", "genset")
+            for i, d in enumerate(getattr(self, key))
+        ]
+        for where, device in listed:
             link = device.link
-            j, other = first.setdefault(link.key, (i, device))
+            other_where, other = first.setdefault(link.key, (where, device))
             if other.link != link:
                 raise ValueError(
-                    f"modbus[{i}].transport: modbus[{j}] ({other.name}) reaches the same "
+                    f"{where}.transport: {other_where} ({other.name}) reaches the same "
                     f"gateway as {other.link.kind} {other.link}; devices on one gateway must "
                     "use the same transport and serial settings"
                 )

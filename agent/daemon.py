@@ -18,6 +18,7 @@ from pathlib import Path
 from collectors.modbus.transport import GatewayPool
 from collectors.snmp.client import SnmpSessions
 from exporters.auth import AuthGate
+from exporters.genset import CentrePowerCollector
 from exporters.http import MetricsServer
 from exporters.prometheus import build_registry
 from exporters.runtime import RuntimeCollector
@@ -25,6 +26,7 @@ from exporters.service import ServiceCollector
 from exporters.web_config import WebGuard
 
 from . import __version__
+from .checks.centre_power import CentrePower, power_view
 from .checks.service import ServiceCheck, site_view
 from .config import Config, DeviceSettings
 from .fleet import Fleet, PollerFactory
@@ -101,10 +103,13 @@ async def serve(
     registry = build_registry(state)
     registry.register(RuntimeCollector(reloader.status, scheduler, gate))
     registry.register(ServiceCollector(state))
-    service = ServiceCheck()
+    registry.register(CentrePowerCollector(state))
+    service, power = ServiceCheck(), CentrePower()
 
     async def judge_service() -> None:  # on the loop, where the pollers write the state
-        state.service = service.update(site_view(state, reloader.config), time.monotonic())
+        now = time.monotonic()
+        state.service = service.update(site_view(state, reloader.config), now)
+        state.power = power.update(power_view(state, reloader.config), now)
 
     scheduler.add_job(judge_service, "interval", seconds=_SERVICE_SECONDS, id="service")
     server = MetricsServer(

@@ -1,9 +1,10 @@
 """`erozgar-agent demo`: a simulated centre on loopback, polled by the real agent.
 
 Two SNMP devices (a MikroTik-like core router with a WAN link whose traffic follows the day's
-changes over the minute, and an old access switch with 32-bit counters only) and an APC Smart-UPS
-on Modbus/TCP that loses mains for a while every few minutes, as in load-shedding. Everything
-speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
+changes over the minute, and an old access switch with 32-bit counters only), an APC Smart-UPS
+on Modbus/TCP and a standby generator behind a DSE controller: the grid goes for a while every
+few minutes, as in load-shedding, the UPS carries the centre until the generator takes the
+load. Everything speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
 
 The simulators are imported inside the functions that build the centre, so that importing the
 product never loads them (tests/unit/test_import_boundaries.py).
@@ -60,17 +61,21 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
 
 
 async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
-    from simulators.ups import SimulatedUps
+    from simulators.genset import SimulatedGenset
+    from simulators.ups import PeriodicOutages, SimulatedUps
 
     router, switch = _centre()
-    ups = SimulatedUps(
-        profile_name="apc-smart-ups",
-        outage_every=outage_every,
-        outage_length=outage_length,
+    ups = SimulatedUps(profile_name="apc-smart-ups")
+    # The generator takes the load a while into each cut (a quarter of it, at most 20 s).
+    start_delay = min(20.0, outage_length / 4)
+    genset = SimulatedGenset(
+        start_delay_seconds=start_delay, schedule=PeriodicOutages(outage_every, outage_length)
     )
+    genset.feed(ups)
     router_host, router_port = await router.start("127.0.0.1", 0)
     switch_host, switch_port = await switch.start("127.0.0.2", 0)
     ups_host, ups_port = await ups.start("127.0.0.1", 0)
+    genset_host, genset_port = await genset.start("127.0.0.1", 0)
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
     config = parse_config(
         {
@@ -111,14 +116,18 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
                     "battery_runtimecal": list(ups.runtimecal()),
                 },
             ],
+            "genset": [
+                {"name": "genset", "address": f"{genset_host}:{genset_port}", "interval": 5},
+            ],
         },
         source="demo",
     )
     print(
         f"Simulated centre DEMO-001 is up: core-router on udp {router_host}:{router_port}, "
         f"sw-floor1 on udp {switch_host}:{switch_port}, ups-rack (APC, Modbus/TCP) on "
-        f"{ups_host}:{ups_port}; the UPS loses mains for {outage_length:g} s every "
-        f"{outage_every:g} s.\n"
+        f"{ups_host}:{ups_port}, genset (DSE, Modbus/TCP) on {genset_host}:{genset_port}; the "
+        f"grid goes for {outage_length:g} s every {outage_every:g} s, the generator takes the "
+        f"load {start_delay:g} s into each cut.\n"
         f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)",
         flush=True,
     )
@@ -129,4 +138,6 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
     try:
         await serve(config, listen, stop)
     finally:
-        await asyncio.gather(router.stop(), switch.stop(), ups.stop(), return_exceptions=True)
+        await asyncio.gather(
+            router.stop(), switch.stop(), ups.stop(), genset.stop(), return_exceptions=True
+        )

@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 _BUDGET_SHARE = 0.9
 
 
+class Judge(Protocol):
+    def apply(self, reading: Any, now: float, state: DeviceState) -> None: ...
+
+    def flush(self) -> None: ...
+
+
 class Collector(Protocol):
     async def poll(self) -> Any: ...
 
@@ -76,6 +82,8 @@ class UpsJudge:
         self.battery = battery or BatteryMonitor(device_name)
 
     def apply(self, reading: UpsReading, now: float, state: DeviceState) -> None:
+        if not isinstance(reading, UpsReading):  # a generator's profile under modbus:
+            raise PollError("config", "the profile is not a UPS's: list a genset under genset:")
         state.status = self.judge(reading, state)
 
     def judge(self, reading: UpsReading, state: DeviceState) -> UpsStatus:
@@ -96,7 +104,7 @@ class DevicePoller:
         self,
         state: DeviceState,
         collector: Collector,
-        judge: RouterJudge | UpsJudge,
+        judge: Judge,
         budget_seconds: float,
     ) -> None:
         self.state = state

@@ -14,11 +14,13 @@ from collectors.readings import HealthSample, HostReading
 
 from .checks.bandwidth import InterfaceStatus
 from .checks.battery import BatteryReport
+from .checks.genset import GensetStatus
 from .checks.link_quality import LinkStatus
 from .checks.power import UpsStatus
 from .checks.wan import WanStatus
 
 if TYPE_CHECKING:
+    from .checks.centre_power import CentrePowerStatus  # it reads this module's classes
     from .checks.service import ServiceStatus  # agent/checks/service.py reads this module's classes
 
 
@@ -46,7 +48,7 @@ class DeviceState:
     """Health of one device plus its latest judged status."""
 
     name: str
-    kind: str  # its kind's name: snmp, modbus, nut (agent/kinds/)
+    kind: str  # its kind's name (agent/kinds/): snmp, modbus, nut, genset
     up: bool | None = None  # None until the first poll finished
     reason: str = "pending"  # "ok" while up
     message: str = ""  # one-line explanation of the last failure, no secrets
@@ -56,7 +58,7 @@ class DeviceState:
     invalid_samples: Counter[str] = field(default_factory=Counter)  # field -> samples dropped
     counter_rejections: Counter[str] = field(default_factory=Counter)  # why a delta was refused
     restarts: int = 0  # device restarts seen (sysUpTime went back)
-    status: RouterStatus | UpsStatus | None = None
+    status: RouterStatus | UpsStatus | GensetStatus | None = None
     battery: BatteryReport | None = None  # UPS only: outage ledger and battery health
 
 
@@ -71,3 +73,4 @@ class AgentState:
     service: ServiceStatus | None = (
         None  # losses of service and their causes (agent/checks/service.py)
     )
+    power: CentrePowerStatus | None = None  # the centre's power source (checks/centre_power.py)

@@ -115,6 +115,27 @@ class UpsReading:
 
 
 @dataclass(frozen=True, slots=True)
+class GensetReading:
+    """One generator controller, in the genset profile vocabulary (collectors/profiles/modbus).
+
+    values: {"fuel.level": 62.0, "engine.runtime": 3.6e6, "generator.power": 4200.0, ...}
+            (percent, seconds, volts, hertz, watts)
+    info:   {"device.mfr": "Deep Sea Electronics", "engine.state": "running", ...}
+    flags:  genset status tokens set now ({"RUNNING"}, {"RUNNING", "ON_LOAD"}, {"SHUTDOWN"})
+    known_flags: tokens this controller can report at all; `agent/checks/genset.py` derives
+    what a map cannot say (on load from the output power when there is no breaker bit).
+    invalid: field names dropped this poll ("not available" sentinel or implausible value).
+    """
+
+    values: Mapping[str, float]
+    info: Mapping[str, str]
+    flags: frozenset[str]
+    known_flags: frozenset[str]
+    invalid: tuple[str, ...] = ()
+    requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class HostReading:
     """The agent's own box (psutil)."""
 
@@ -132,12 +153,18 @@ class HostReading:
 # What a device does at the centre, as its profile declares it. Each role has its own reading
 # type; roles not listed in READINGS have none yet, so no profile can declare them.
 Role = Literal["ups", "genset", "inverter", "ats", "router", "switch"]
-READINGS: dict[str, type] = {"ups": UpsReading, "router": SnmpReading, "switch": SnmpReading}
+READINGS: dict[str, type] = {
+    "ups": UpsReading,
+    "genset": GensetReading,
+    "router": SnmpReading,
+    "switch": SnmpReading,
+}
 
 
-def role_read_as(role: str, reading: type) -> str:
-    """`role`, if a profile family that decodes into `reading` can serve it; else ValueError."""
-    if READINGS.get(role) is not reading:
-        served = ", ".join(r for r, t in READINGS.items() if t is reading)
+def role_read_as(role: str, *readings: type) -> str:
+    """`role`, if a profile family that decodes into one of `readings` can serve it; else
+    ValueError."""
+    if READINGS.get(role) not in readings:
+        served = ", ".join(r for r, t in READINGS.items() if t in readings)
         raise ValueError(f"{role} is not read by this kind of profile yet (it reads: {served})")
     return role

@@ -197,6 +197,33 @@ _UPS_STATE_BADGES = {
 }
 
 
+def _genset_card(genset: dict[str, Any]) -> str:
+    if genset["running"] is None:
+        state = _badge("No answer", "bad")
+    elif genset["on_load"]:
+        state = _badge("On load", "warn")  # it runs the centre: mains is out
+    elif genset["running"]:
+        state = _badge("Running", "muted")
+    else:
+        state = _badge("Stopped", "ok" if genset["mode"] in (None, "auto") else "warn")
+    lines = [f'<div class="head"><b>{_e(genset["name"])}</b>{state}</div>']
+    facts = []
+    if genset["mode"] is not None:
+        facts.append(f"mode {genset['mode']}")
+    if genset["fuel_percent"] is not None:
+        facts.append(f"fuel {genset['fuel_percent']:.0f}%")
+    if genset["power_watts"] is not None and genset["on_load"]:
+        facts.append(f"{genset['power_watts'] / 1000:.1f} kW")
+    if genset["battery_volts"] is not None:
+        facts.append(f"battery {genset['battery_volts']:.1f} V")
+    if facts:
+        lines.append(f"<div>{_e(', '.join(facts))}</div>")
+    if genset["alarms"]:
+        alarms = ", ".join(a.replace("_", " ") for a in genset["alarms"])
+        lines.append(f'<div class="badt">alarm: {_e(alarms)}</div>')
+    return '<section class="card">' + "".join(lines) + "</section>"
+
+
 def _ups_card(ups: dict[str, Any]) -> str:
     if ups["on_battery"] is None:
         state = _badge("No answer", "bad")
@@ -295,6 +322,9 @@ setInterval(async () => {{
 }}, {REFRESH_SECONDS * 1000});
 """
 
+# A card's renderer by its "card" field (a UPS card has none).
+_CARDS = {"ups": _ups_card, "genset": _genset_card}
+
 
 def render_page(state: AgentState, now: float | None = None) -> str:
     doc = status_document(state, now)
@@ -312,7 +342,7 @@ def render_page(state: AgentState, now: float | None = None) -> str:
         parts += [_link_card(link) for link in doc["links"]]
     if doc["ups"]:
         parts.append("<h2>Power</h2>")
-        parts += [_ups_card(ups) for ups in doc["ups"]]
+        parts += [_CARDS[card.get("card", "ups")](card) for card in doc["ups"]]
     parts.append("<h2>Devices</h2>")
     if doc["devices"]:
         parts.append("<ul>" + "".join(_device_row(d) for d in doc["devices"]) + "</ul>")

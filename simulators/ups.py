@@ -178,6 +178,11 @@ class SimulatedUps:
             raise RuntimeError("restart() before start()")
         await self.server.start(*self._bound)
 
+    @property
+    def started(self) -> float:
+        """clock() when the simulator was made: a schedule's elapsed time counts from here."""
+        return self._start
+
     def runtimecal(self) -> tuple[float, float, float, float]:
         """A NEW battery's datasheet as NUT runtimecal: [s at 100 % load, 100, s at 50 %, 50]."""
         full, half = float(self.nominal_w), self.nominal_w / 2.0

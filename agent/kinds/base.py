@@ -35,8 +35,17 @@ class Pools:
     gateways: GatewayPool
 
 
+# (source, powering): what a device says about one power source of the centre
+# (agent/checks/centre_power.py ranks the sources).
+Feed = tuple[str, bool]
+
+
 def _no_router(status: Any) -> RouterStatus | None:
     return None
+
+
+def _no_feeds(status: Any) -> tuple[Feed, ...]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -50,9 +59,11 @@ class DeviceKind:
     check: Callable[[Any, Pools, float], Coroutine[Any, Any, DeviceVerdict]]
     # (out, device name, status) -> its families while it answers (exporters/)
     metrics: Callable[[Families, str, Any], None]
-    card: Callable[[DeviceState], dict[str, Any] | None]  # its UPS card on the status page
+    card: Callable[[DeviceState], dict[str, Any] | None]  # its card on the status page
     power: Callable[[Any], UpsStatus | None]  # the power status within its status, if any
     router: Callable[[Any], RouterStatus | None] = _no_router  # the router status, if any
+    # power sources it reports beyond a UPS's grid/battery (`power`): a genset's generator
+    feeds: Callable[[Any], tuple[Feed, ...]] = _no_feeds
     always_supply: bool = False  # a power supply for powered_by even before it answers
     # Its poller keeps files under state_dir from the start: a new state_dir replaces it.
     restart_on_state_dir: bool = True

@@ -9,14 +9,14 @@ from exporters.cards import ups_card
 from exporters.power import ups_families
 
 from ..checks.battery import monitor_for
-from ..config import ModbusDevice
+from ..config import ModbusConnection, ModbusDevice
 from ..poller import DevicePoller, UpsJudge, poll_budget
 from ..state import DeviceState
 from ..verdict import DeviceVerdict
 from .base import DeviceKind, Pools
 
 
-def device_profile(device: ModbusDevice) -> ModbusProfile:
+def device_profile(device: ModbusConnection) -> ModbusProfile:
     """The device's profile with its own byte_order, when the config gives one."""
     profile = load_profile(device.profile)
     if device.byte_order is not None:

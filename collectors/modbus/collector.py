@@ -1,4 +1,5 @@
-"""ModbusCollector: read a UPS's register blocks over Modbus and decode them with its profile.
+"""ModbusCollector: read a UPS's or generator controller's register blocks over Modbus and
+decode them with its profile.
 
     collector = ModbusCollector("10.0.0.20", 502, 1, load_profile("apc-smart-ups"), 3.0, 2)
     reading = await collector.poll()
@@ -21,7 +22,7 @@ import logging
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.profile import ModbusProfile
 from collectors.modbus.transport import EXCEPTIONS, Gateway, Link
-from collectors.readings import UpsReading
+from collectors.readings import GensetReading, UpsReading
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ModbusCollector:
             gateway=gateway,
         )  # fmt: skip
 
-    async def poll(self) -> UpsReading:
+    async def poll(self) -> UpsReading | GensetReading:
         """Read every block once; raise PollError with a reason label on failure."""
         image, requests = await self.read_image()
         return self._plan.decode(image, requests)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from collectors.modbus.profile import Bitfield, ByteOrder, FieldSpec, ModbusProfile
-from collectors.readings import UpsReading
+from collectors.readings import READINGS, GensetReading, UpsReading
 
 # (register table, address) -> 16-bit word; the collector fills it from whole block reads.
 RegisterImage = Mapping[tuple[str, int], int]
@@ -199,7 +199,8 @@ def decode_flags(bitfield: Bitfield, words: Sequence[int], default_order: ByteOr
 
 
 class DecodePlan:
-    """A profile turned into prepared decoders: image in, UpsReading out."""
+    """A profile turned into prepared decoders: image in, its role's reading out (UpsReading for
+    a ups, GensetReading for a genset: the same fields, so one decoder serves both)."""
 
     def __init__(self, profile: ModbusProfile) -> None:
         self.profile = profile
@@ -210,7 +211,7 @@ class DecodePlan:
         )
         self.known_flags = profile.known_flags
 
-    def decode(self, image: RegisterImage, requests: int = 0) -> UpsReading:
+    def decode(self, image: RegisterImage, requests: int = 0) -> UpsReading | GensetReading:
         values: dict[str, float] = {}
         info: dict[str, str] = dict(self.profile.info)
         invalid: list[str] = []
@@ -227,7 +228,8 @@ class DecodePlan:
         for keys, bitfield in self.bitfields:
             words = [image[key] for key in keys]
             flags |= decode_flags(bitfield, words, self.profile.byte_order)
-        return UpsReading(
+        reading: type[UpsReading | GensetReading] = READINGS[self.profile.role]
+        return reading(
             values=values,
             info=info,
             flags=frozenset(flags),

@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from collectors.packaged import Family, ProfileHeader, load, parse, profile_names
-from collectors.readings import Role, UpsReading, role_read_as
+from collectors.readings import GensetReading, Role, UpsReading, role_read_as
 from collectors.schema import STRICT
 
 Register = Literal["holding", "input"]
@@ -34,10 +34,16 @@ ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 FieldType = Literal["u16", "s16", "u32", "s32", "f32", "string", "date"]
 
 # NUT ups.status vocabulary (docs/new-drivers.txt) plus TEST and ECO, which newer drivers set.
-StatusToken = Literal[
+UPS_TOKENS = (
     "OL", "OB", "LB", "HB", "RB", "CHRG", "DISCHRG", "BYPASS", "CAL", "OFF", "OVER", "TRIM",
     "BOOST", "FSD", "TEST", "ALARM", "ECO",
-]  # fmt: skip
+)  # fmt: skip
+# A generator controller's words (role genset): engine running, generator breaker closed (on
+# load), mains available as the controller measures it, and its alarm classes.
+GENSET_TOKENS = ("RUNNING", "ON_LOAD", "MAINS_OK", "SHUTDOWN", "TRIP", "WARNING")
+# Any word a bitfield may name; the profile's role says which of them it may use.
+StatusToken = Literal[UPS_TOKENS + GENSET_TOKENS]  # type: ignore[valid-type]
+TOKENS_OF_ROLE = {"ups": frozenset(UPS_TOKENS), "genset": frozenset(GENSET_TOKENS)}
 
 # Registers per value; strings say their own length.
 WIDTH: dict[str, int] = {"u16": 1, "s16": 1, "date": 1, "u32": 2, "s32": 2, "f32": 2}
@@ -163,8 +169,10 @@ class Bitfield(_Model):
 class ModbusProfile(ProfileHeader):
     """A whole device map. Validation guarantees every value can be cut out of a read block."""
 
-    # What the device is; the decoder fills an UpsReading, so only ups for now.
-    role: Annotated[Role, AfterValidator(lambda role: role_read_as(role, UpsReading))]
+    # What the device is; the decoder fills the role's reading (UpsReading, GensetReading).
+    role: Annotated[
+        Role, AfterValidator(lambda role: role_read_as(role, UpsReading, GensetReading))
+    ]
     byte_order: ByteOrder = "ABCD"
     info: dict[str, str] = Field(default_factory=dict)
     blocks: tuple[Block, ...] = Field(min_length=1)
@@ -211,7 +219,13 @@ class ModbusProfile(ProfileHeader):
         for name in self.not_exported:
             if name not in seen:
                 raise ValueError(f"not_exported: {name} is not a field of this profile")
+        tokens = TOKENS_OF_ROLE[self.role]
         for i, bf in enumerate(self.bitfields):
+            foreign = sorted({*bf.bits.values(), *bf.map.values()} - tokens)
+            if foreign:
+                raise ValueError(
+                    f"bitfields[{i}]: {', '.join(foreign)} is not a {self.role} status word"
+                )
             if self.block_for(bf.table, bf.address, bf.width) is None:
                 raise ValueError(
                     f"bitfields[{i}].address: {bf.table} {bf.address}+{bf.width} "

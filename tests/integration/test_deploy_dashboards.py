@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from simulators.ups import SimulatedUps
+from simulators.genset import SimulatedGenset
+from simulators.ups import PeriodicOutages, SimulatedUps
 
 from .conftest import require
 from .deploy_stack import (
@@ -102,11 +103,18 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     )
     (rules / "erozgar-sites.yml").write_text(sites.stdout)
     loop = LoopThread()
-    # The UPS loses mains for 8 s every 20 s, so outage counters move during the test.
-    devices = small_site(loop, SimulatedUps("apc-smart-ups", outage_every=20, outage_length=8))
+    # The grid goes for 8 s every 20 s: the UPS is on battery until the generator behind the
+    # transfer switch takes the load 3 s into each cut, so outage counters and the generator's
+    # start delay move during the test.
+    ups = SimulatedUps("apc-smart-ups")
+    genset = SimulatedGenset(start_delay_seconds=3, schedule=PeriodicOutages(20, 8))
+    genset.feed(ups)
+    devices = small_site(loop, ups)
+    genset_port = loop.run(genset.start("127.0.0.1", 0))[1]
     state = root / "state"
     state.mkdir()
     agent = agent_config(SITE, state, devices)
+    agent["genset"] = [{"name": "genset", "address": f"127.0.0.1:{genset_port}", "interval": 1}]
     # A WAN link probed by TCP connect to a loopback port (no ICMP permission needed).
     agent["links"] = [
         {"name": "isp-main", "device": "core-router", "interface": "ether1", "interval": 1,
@@ -155,9 +163,9 @@ def test_every_panel_query_returns_data(
     prometheus: tuple[str, list[str]], dashboard: str, title: str, expr: str
 ) -> None:
     url, devices = prometheus
-    assert devices == ["core-router", "ups-rack"]
-    # The device view serves routers, switches and UPS units: a port panel has data for the
-    # SNMP devices, a battery panel for the UPS; each query must have data for one of them.
+    assert devices == ["core-router", "genset", "ups-rack"]
+    # The device view serves routers, switches, UPS units and gensets: a port panel has data
+    # for the SNMP devices, a battery panel for the UPS; each query must have data for one.
     candidates = devices if "$device" in expr else devices[:1]
     results = {device: query(url, substitute(expr, device)) for device in candidates}
     assert any(results.values()), f"{dashboard} / {title}: no data for {expr}"

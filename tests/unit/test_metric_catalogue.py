@@ -21,17 +21,19 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from agent.checks.centre_power import SOURCES, CentrePowerStatus
+from agent.checks.genset import StartRecord
 from agent.checks.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
 from agent.checks.power import UpsStatus
 from agent.checks.service import CAUSES, Loss, ServiceStatus
 from agent.checks.wan import WanStatus
 from agent.config import parse_config
-from agent.kinds.modbus import modbus_poller
 from agent.kinds.nut import nut_poller
 from agent.reload import ReloadStatus
 from agent.schedule import MonotonicScheduler
 from agent.state import AgentState, DeviceState, RouterStatus
 from collectors.host import read_host
+from exporters.genset import CentrePowerCollector
 from exporters.prometheus import build_registry
 from exporters.runtime import RuntimeCollector
 from exporters.service import ServiceCollector
@@ -39,7 +41,7 @@ from simulators.modbus_server import READ_HOLDING, ModbusTcpServer
 from tests.golden import poll_once
 from tests.nut_replay import UpsdReplay, read_dev
 from tests.snmp_replay import RECORDINGS, ReplaySessions, SnmpPeer, recording_name, recording_path
-from tests.unit.test_modbus_golden import CASES, read_case, register_image
+from tests.unit.test_modbus_golden import CASES, case_poller, read_case, register_image
 from tests.unit.test_nut_golden import DUMPS
 from tests.unit.test_snmp_golden import polled_state
 
@@ -85,13 +87,8 @@ async def _modbus_device(state: AgentState, case: Path) -> None:
     server = ModbusTcpServer(source)
     host, port = await server.start()
     name = f"modbus-{case.name}"
-    config = parse_config(
-        {"site": {"id": "catalogue"},
-         "modbus": [{"name": name, "address": f"{host}:{port}", "profile": registers["profile"]}]}
-    )  # fmt: skip
-    device = state.devices[name] = DeviceState(name, "modbus")
     try:
-        await poll_once(modbus_poller(config.modbus[0], device), state, name)
+        await poll_once(case_poller(registers, f"{host}:{port}", state, name), state, name)
     finally:
         await server.stop()
 
@@ -156,6 +153,12 @@ def _rare_states(state: AgentState) -> None:
     )
     active = MappingProxyType({cause: True for cause in CAUSES})
     state.service = ServiceStatus(losses, active, MappingProxyType(dict.fromkeys(CAUSES, 1)))
+    genset = state.devices["modbus-dse-gencomm"].name  # its start watch measured one start
+    state.power = CentrePowerStatus(
+        "generator",
+        MappingProxyType(dict.fromkeys(SOURCES, 1.0)),
+        MappingProxyType({genset: StartRecord(14.0, 1, None)}),
+    )
     # what a box may lack (adjtimex, a NIC in a bare container) given, so every family shows
     host = read_host(["/"])
     state.host = dataclasses.replace(
@@ -167,6 +170,7 @@ def _families(state: AgentState) -> Exported:
     registry = build_registry(state)
     registry.register(RuntimeCollector(ReloadStatus(), MonotonicScheduler(), None))
     registry.register(ServiceCollector(state))
+    registry.register(CentrePowerCollector(state))
     return exported(registry)
 
 

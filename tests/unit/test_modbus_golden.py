@@ -15,10 +15,13 @@ import pytest
 import yaml
 
 from agent.config import parse_config
-from agent.kinds.modbus import modbus_poller
+from agent.kinds import KINDS, Pools
+from agent.poller import DevicePoller
 from agent.state import AgentState, DeviceState
 from collectors.modbus.decode import DecodePlan
 from collectors.modbus.profile import load_profile
+from collectors.modbus.transport import GatewayPool
+from collectors.snmp.client import SnmpSessions
 from simulators.modbus_server import READ_HOLDING, ModbusTcpServer
 from tests.golden import assert_golden, poll_once
 
@@ -50,6 +53,21 @@ def read_case(case: Path, name: str) -> dict:
     return yaml.safe_load((case / name).read_text(encoding="utf-8"))
 
 
+def case_poller(
+    registers: dict, address: str, state: AgentState, name: str = "dut"
+) -> DevicePoller:
+    """The daemon's poller for a case's device at `address`, its state in `state`: a UPS
+    profile's device under modbus:, a generator controller's under genset:."""
+    kind = KINDS["genset" if load_profile(registers["profile"]).role == "genset" else "modbus"]
+    config = parse_config(
+        {"site": {"id": "golden"},
+         kind.name: [{"name": name, "address": address, "profile": registers["profile"]}]}
+    )  # fmt: skip
+    device_state = state.devices[name] = DeviceState(name, kind.name)
+    pools = Pools(SnmpSessions(), GatewayPool())
+    return kind.poller(getattr(config, kind.name)[0], device_state, pools, None)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_register_image_decodes_to_expected_reading(case: Path) -> None:
     registers, expected = read_case(case, "registers.yaml"), read_case(case, "expected.yaml")
@@ -79,17 +97,9 @@ def test_register_image_exports_expected_metrics(case: Path) -> None:
     async def exposition() -> str:
         server = ModbusTcpServer(source)
         host, port = await server.start()
-        config = parse_config(
-            {
-                "site": {"id": "golden"},
-                "modbus": [{"name": "dut", "address": f"{host}:{port}",
-                            "profile": registers["profile"]}],
-            }
-        )  # fmt: skip
         state = AgentState("golden", "", "test")
-        device_state = state.devices["dut"] = DeviceState("dut", "modbus")
         try:
-            return await poll_once(modbus_poller(config.modbus[0], device_state), state, "dut")
+            return await poll_once(case_poller(registers, f"{host}:{port}", state), state, "dut")
         finally:
             await server.stop()
 

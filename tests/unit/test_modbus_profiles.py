@@ -11,6 +11,7 @@ from collectors.modbus.profile import (
     parse_profile,
 )
 from collectors.packaged import ProfileError
+from collectors.readings import READINGS
 
 GOOD = """\
 name: test-ups
@@ -80,8 +81,8 @@ def test_good_profile_parses() -> None:
         ("role: ups", "role: fridge", r"^test-ups\.yaml: role: Input should be 'ups', 'genset'"),
         (
             "role: ups",
-            "role: genset",
-            r"^test-ups\.yaml: role: .*genset is not read by this kind of profile yet",
+            "role: inverter",
+            r"^test-ups\.yaml: role: .*inverter is not read by this kind of profile yet",
         ),
         # bad byte order
         (
@@ -145,6 +146,12 @@ def test_good_profile_parses() -> None:
             "bits: {5: BOOSTING}",
             r"bitfields\[0\]\.bits\[5\]: Input should be 'OL'",
         ),
+        # a status word of another role: a UPS has no generator breaker
+        (
+            "bits: {5: BOOST}",
+            "bits: {5: ON_LOAD}",
+            r"bitfields\[0\]: ON_LOAD is not a ups status word",
+        ),
         # bare OFF is YAML for false: the error points at the bit, not somewhere obscure
         (
             "bits: {5: BOOST}",
@@ -207,4 +214,8 @@ def test_unknown_profile_lists_the_available_ones(name: str) -> None:
 
 @pytest.mark.parametrize("name", available_profiles())
 def test_every_packaged_profile_declares_its_role(name: str) -> None:
-    assert load_profile(name).role == "ups"
+    """UPS profiles and generator controllers; each decodes into its role's reading."""
+    profile = load_profile(name)
+    assert profile.role == ("genset" if name == "dse-gencomm" else "ups")
+    image = {(b.table, a): 0 for b in profile.blocks for a in range(b.address, b.end)}
+    assert type(DecodePlan(profile).decode(image)) is READINGS[profile.role]
