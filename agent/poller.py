@@ -24,7 +24,7 @@ from .checks.bandwidth import BandwidthCheck
 from .checks.battery import BatteryMonitor, monitor_for
 from .checks.power import PowerCheck, UpsStatus
 from .checks.wan import WanCheck
-from .config import ModbusDevice, NutDevice, SnmpDevice
+from .config import ModbusConnection, ModbusDevice, NutDevice, SnmpDevice
 from .snmp_plan import snmp_collector
 from .state import DeviceState, RouterStatus
 
@@ -38,6 +38,14 @@ class Collector(Protocol):
     async def poll(self) -> Any: ...
 
     async def close(self) -> None: ...
+
+
+class Judge(Protocol):
+    """Turns a reading into the device's status, keeping whatever the check needs between polls."""
+
+    def apply(self, reading: Any, now: float, state: DeviceState) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class RouterJudge:
@@ -102,7 +110,7 @@ class DevicePoller:
         self,
         state: DeviceState,
         collector: Collector,
-        judge: RouterJudge | UpsJudge,
+        judge: Judge,
         budget_seconds: float,
     ) -> None:
         self.state = state
@@ -178,7 +186,7 @@ def snmp_poller(
     return DevicePoller(state, collector, RouterJudge(device, ups), budget)
 
 
-def device_profile(device: ModbusDevice) -> ModbusProfile:
+def device_profile(device: ModbusConnection) -> ModbusProfile:
     """The device's profile with its own byte_order, when the config gives one."""
     profile = load_profile(device.profile)
     if device.byte_order is not None:

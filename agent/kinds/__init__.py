@@ -4,10 +4,12 @@ each declares). The order is the order devices are built, checked and listed in.
 from __future__ import annotations
 
 from ..config import Config, DeviceSettings
-from . import modbus, nut, snmp
+from . import inverter, modbus, nut, snmp
 from .base import DeviceKind, Pools
 
-KINDS: dict[str, DeviceKind] = {kind.name: kind for kind in (snmp.KIND, modbus.KIND, nut.KIND)}
+KINDS: dict[str, DeviceKind] = {
+    kind.name: kind for kind in (snmp.KIND, modbus.KIND, nut.KIND, inverter.KIND)
+}
 
 _BY_SETTINGS = {kind.config: kind for kind in KINDS.values()}
 

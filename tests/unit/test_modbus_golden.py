@@ -1,24 +1,29 @@
 """Golden tests: a hand-written register image per device decodes to a hand-written reading.
 
 Every folder under tests/fixtures/modbus/ is a case: registers.yaml (profile name and a register
-image), expected.yaml (values, info, flags, known_flags, invalid) and expected.prom (the
-device's lines on /metrics after one poll of that image, tests/golden.py; EROZGAR_UPDATE_GOLDEN=1
-rewrites it). A new UPS model is a profile plus a folder; no Python changes.
+image), expected.yaml (the reading of the profile's role: a UPS's values, info, flags,
+known_flags, invalid; an inverter's InverterReading fields) and expected.prom (the device's lines
+on /metrics after one poll of that image, tests/golden.py; EROZGAR_UPDATE_GOLDEN=1 rewrites it).
+A new UPS or inverter model is a profile plus a folder; no Python changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from agent.config import parse_config
-from agent.poller import modbus_poller
+from agent.kinds.inverter import inverter_poller
+from agent.poller import DevicePoller, modbus_poller
 from agent.state import AgentState, DeviceState
 from collectors.modbus.decode import DecodePlan
+from collectors.modbus.inverter import inverter_reading
 from collectors.modbus.profile import load_profile
+from collectors.readings import InverterReading
 from simulators.modbus_server import READ_HOLDING, ModbusTcpServer
 from tests.golden import assert_golden, poll_once
 
@@ -50,6 +55,31 @@ def read_case(case: Path, name: str) -> dict:
     return yaml.safe_load((case / name).read_text(encoding="utf-8"))
 
 
+def device_list(registers: dict) -> str:
+    """The config list a device with the case's profile goes under (by the profile's role)."""
+    return "inverter" if load_profile(registers["profile"]).role == "inverter" else "modbus"
+
+
+def case_poller(registers: dict, address: str, state: DeviceState) -> DevicePoller:
+    """The daemon's poller for a device with the case's profile at `address`."""
+    key = device_list(registers)
+    config = parse_config(
+        {"site": {"id": "golden"},
+         key: [{"name": state.name, "address": address, "profile": registers["profile"]}]}
+    )  # fmt: skip
+    if key == "inverter":
+        return inverter_poller(config.inverter[0], state)
+    return modbus_poller(config.modbus[0], state)
+
+
+def assert_inverter_reading(got: InverterReading, expected: dict) -> None:
+    """Every field as expected.yaml gives it, the default where it gives none; floats approx."""
+    fields = dataclasses.asdict(got)
+    for key, want in {**dataclasses.asdict(InverterReading()), **expected}.items():
+        want = tuple(want) if isinstance(want, list) else want
+        assert fields[key] == (pytest.approx(want) if isinstance(want, float | dict) else want), key
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_register_image_decodes_to_expected_reading(case: Path) -> None:
     registers, expected = read_case(case, "registers.yaml"), read_case(case, "expected.yaml")
@@ -57,6 +87,9 @@ def test_register_image_decodes_to_expected_reading(case: Path) -> None:
 
     reading = DecodePlan(profile).decode(register_image(registers))
 
+    if profile.role == "inverter":
+        assert_inverter_reading(inverter_reading(reading), expected)
+        return
     assert dict(reading.values) == pytest.approx(expected["values"])
     assert set(reading.values) == set(expected["values"])
     assert dict(reading.info) == expected["info"]
@@ -79,17 +112,11 @@ def test_register_image_exports_expected_metrics(case: Path) -> None:
     async def exposition() -> str:
         server = ModbusTcpServer(source)
         host, port = await server.start()
-        config = parse_config(
-            {
-                "site": {"id": "golden"},
-                "modbus": [{"name": "dut", "address": f"{host}:{port}",
-                            "profile": registers["profile"]}],
-            }
-        )  # fmt: skip
         state = AgentState("golden", "", "test")
-        device_state = state.devices["dut"] = DeviceState("dut", "modbus")
+        device_state = state.devices["dut"] = DeviceState("dut", device_list(registers))
         try:
-            return await poll_once(modbus_poller(config.modbus[0], device_state), state, "dut")
+            poller = case_poller(registers, f"{host}:{port}", device_state)
+            return await poll_once(poller, state, "dut")
         finally:
             await server.stop()
 

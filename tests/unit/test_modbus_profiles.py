@@ -35,7 +35,11 @@ def test_every_packaged_profile_loads_and_compiles(name: str) -> None:
     assert profile.name == name
     plan = DecodePlan(profile)
     assert plan.fields, f"{name} defines no fields"
-    assert profile.known_flags, f"{name} maps no status bits"
+    if profile.role == "ups":
+        assert profile.known_flags, f"{name} maps no status bits"
+    else:  # an inverter says where its load's power comes from instead
+        names = {spec.name for spec in profile.fields}
+        assert names & {"load.source", "grid.present", "grid.voltage"}, f"{name}: no grid state"
 
 
 def test_apc_profile_reads_the_documented_blocks() -> None:
@@ -207,4 +211,35 @@ def test_unknown_profile_lists_the_available_ones(name: str) -> None:
 
 @pytest.mark.parametrize("name", available_profiles())
 def test_every_packaged_profile_declares_its_role(name: str) -> None:
-    assert load_profile(name).role == "ups"
+    inverters = {"growatt-spf", "deye-sunsynk-1p"}  # solar hybrid inverters, not UPSes
+    assert load_profile(name).role == ("inverter" if name in inverters else "ups")
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (
+            "{name: ups.load, address: 0, type: u16}",
+            r"fields\[0\]\.name: ups\.load is not an inverter",
+        ),
+        ("{name: pv1.power, address: 9, type: u16}", r"not inside one declared block"),
+    ],
+)
+def test_inverter_profile_speaks_the_inverter_vocabulary(field: str, message: str) -> None:
+    text = (
+        "name: test-inv\nsource: s\nrole: inverter\n"
+        "blocks: [{name: b, address: 0, count: 4}]\n"
+        f"fields: [{field}]\n"
+    )
+    with pytest.raises(ProfileError, match=message):
+        parse_profile(text, "test-inv.yaml")
+
+
+def test_inverter_profile_has_no_ups_status_bits() -> None:
+    text = (
+        "name: test-inv\nsource: s\nrole: inverter\n"
+        "blocks: [{name: b, address: 0, count: 4}]\n"
+        "bitfields: [{address: 0, bits: {0: OB}}]\n"
+    )
+    with pytest.raises(ProfileError, match=r"bitfields: an inverter says its mode"):
+        parse_profile(text, "test-inv.yaml")
