@@ -40,6 +40,8 @@ ISSUE_ALERTS = {  # the alerts the central-side issue asks for, by what they cov
     "ErozgarAgentDiskFilling",
     "ErozgarAgentClockNotSynchronised",
     "ErozgarAgentRestarting",
+    # issue 14: solar hybrid inverters
+    "ErozgarInverterOnBatteryWithGrid",
 }
 
 
