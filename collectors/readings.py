@@ -131,7 +131,8 @@ class HostReading:
 
 @dataclass(frozen=True, slots=True)
 class InverterReading:
-    """One solar hybrid inverter, in base units; None where its map has no such register.
+    """One solar hybrid inverter, in watts, volts, amperes, percent and kWh as each name says;
+    None (or empty) where its map has no such register.
 
     Signs: battery_watts > 0 while the battery discharges (< 0 charging), grid_watts > 0 while
     the site imports from the grid (< 0 exporting), as the profile's scale makes them.
