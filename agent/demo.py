@@ -1,8 +1,9 @@
 """`erozgar-agent demo`: a simulated centre on loopback, polled by the real agent.
 
 Two SNMP devices (a MikroTik-like core router with a WAN link whose traffic follows the day's
-changes over the minute, and an old access switch with 32-bit counters only) and an APC Smart-UPS
-on Modbus/TCP that loses mains for a while every few minutes, as in load-shedding. Everything
+changes over the minute, and an old access switch with 32-bit counters only), an APC Smart-UPS
+on Modbus/TCP that loses mains for a while every few minutes, as in load-shedding, and a Deye
+hybrid inverter on the same grid, whose load moves to its battery in each cut. Everything
 speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
 
 The simulators are imported inside the functions that build the centre, so that importing the
@@ -60,6 +61,7 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
 
 
 async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
+    from simulators.inverter import SimulatedInverter
     from simulators.ups import SimulatedUps
 
     router, switch = _centre()
@@ -71,6 +73,9 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
     router_host, router_port = await router.start("127.0.0.1", 0)
     switch_host, switch_port = await switch.start("127.0.0.2", 0)
     ups_host, ups_port = await ups.start("127.0.0.1", 0)
+    # a hybrid inverter on the same grid: a little PV, so the load moves grid <-> battery
+    inverter = SimulatedInverter("deye-sunsynk-1p", pv_watts=300.0, grid_on=ups.mains_on)
+    inverter_host, inverter_port = await inverter.start("127.0.0.1", 0)
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
     config = parse_config(
         {
@@ -111,13 +116,22 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
                     "battery_runtimecal": list(ups.runtimecal()),
                 },
             ],
+            "inverter": [
+                {
+                    "name": "inverter-roof",
+                    "address": f"{inverter_host}:{inverter_port}",
+                    "profile": "deye-sunsynk-1p",
+                    "interval": 5,
+                },
+            ],
         },
         source="demo",
     )
     print(
         f"Simulated centre DEMO-001 is up: core-router on udp {router_host}:{router_port}, "
         f"sw-floor1 on udp {switch_host}:{switch_port}, ups-rack (APC, Modbus/TCP) on "
-        f"{ups_host}:{ups_port}; the UPS loses mains for {outage_length:g} s every "
+        f"{ups_host}:{ups_port}, inverter-roof (Deye, Modbus/TCP) on "
+        f"{inverter_host}:{inverter_port}; both lose the grid for {outage_length:g} s every "
         f"{outage_every:g} s.\n"
         f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)",
         flush=True,
@@ -129,4 +143,6 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
     try:
         await serve(config, listen, stop)
     finally:
-        await asyncio.gather(router.stop(), switch.stop(), ups.stop(), return_exceptions=True)
+        await asyncio.gather(
+            router.stop(), switch.stop(), ups.stop(), inverter.stop(), return_exceptions=True
+        )

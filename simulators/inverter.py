@@ -13,6 +13,8 @@ does. The battery's charge is set, not integrated: tests and demos change it whe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import load_profile
 from simulators.modbus_server import (
@@ -28,12 +30,23 @@ BATTERY_VOLTS = 52.0  # a 48 V lithium bank
 
 
 class SimulatedInverter:
-    def __init__(self, profile: str, unit: int = 1, load_watts: float = 850.0) -> None:
+    """`grid_on`, when given, says whether the grid is there (the demo ties it to the UPS's
+    mains schedule); else `grid` does, set by hand."""
+
+    def __init__(
+        self,
+        profile: str,
+        unit: int = 1,
+        load_watts: float = 850.0,
+        pv_watts: float = 0.0,
+        grid_on: Callable[[], bool] | None = None,
+    ) -> None:
         self.profile = load_profile(profile)
         self.unit = unit
         self.load_watts = load_watts
         self.grid = True
-        self.pv_watts = 0.0
+        self.grid_on = grid_on
+        self.pv_watts = pv_watts
         self.charge_pct = 90.0
         self.server = ModbusTcpServer(self.register_source)
 
@@ -53,7 +66,8 @@ class SimulatedInverter:
     def truth(self) -> dict[str, float | str]:
         """The inverter's state in the inverter vocabulary (collectors/modbus/inverter.py)."""
         pv = self.pv_watts
-        grid = max(self.load_watts - pv, 0.0) if self.grid else 0.0
+        on = self.grid if self.grid_on is None else self.grid_on()
+        grid = max(self.load_watts - pv, 0.0) if on else 0.0
         battery = self.load_watts - pv - grid  # > 0 discharging
         half = pv / 2
         return {
@@ -63,11 +77,11 @@ class SimulatedInverter:
             "pv1.energy": 0.0,
             "pv2.energy": 0.0,
             "grid.power": grid,
-            "grid.voltage": MAINS_VOLTS if self.grid else 0.0,
-            "grid.present": 1.0 if self.grid else 0.0,
+            "grid.voltage": MAINS_VOLTS if on else 0.0,
+            "grid.present": 1.0 if on else 0.0,
             "load.power": self.load_watts,
             # Growatt's status words: 6 AC charge on grid, 2 discharge, 12 PV charge + discharge
-            "load.source": "grid" if self.grid else "pv-discharge" if pv else "battery",
+            "load.source": "grid" if on else "pv-discharge" if pv else "battery",
             "battery.power": battery,
             "battery.current": battery / BATTERY_VOLTS,
             "battery.voltage": BATTERY_VOLTS,
