@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
@@ -261,7 +261,11 @@ class BatteryKeys(_Strict):
 
 
 class ModbusConnection(DeviceSettings):
-    """How a Modbus device is reached and read; each Modbus kind (UPS, genset) adds its own."""
+    """How a Modbus device is reached and read; each Modbus list adds what its role needs."""
+
+    # The profile role this list serves, and the list that serves each other role.
+    ROLE: ClassVar[str] = "ups"
+    LISTS: ClassVar[dict[str, str]] = {"ups": "modbus", "genset": "genset", "inverter": "inverter"}
 
     unit: Annotated[int, Field(ge=0, le=255)] = 1
     profile: str
@@ -330,10 +334,31 @@ class ModbusConnection(DeviceSettings):
     def _profile_exists(cls, value: str, info: ValidationInfo) -> str:
         from collectors.modbus.profile import available_profiles
 
-        known = available_profiles((info.context or {}).get("profile_dir"))
+        site = (info.context or {}).get("profile_dir")
+        known = available_profiles(site)
         if value not in known:
             raise ValueError(f"unknown profile {value!r}; known: {', '.join(known)}")
+        role = _profile_role(value, site)
+        if role is not None and role != cls.ROLE:
+            where, own = cls.LISTS.get(role), cls.LISTS[cls.ROLE]
+            if where is None:
+                raise ValueError(f"{value} has role {role}, which no device list reads yet")
+            raise ValueError(
+                f"{value} has role {role}: configure this device under {where}:, not {own}:"
+            )
         return value
+
+
+def _profile_role(name: str, site: str | None) -> str | None:
+    """The role a Modbus profile declares; None when it does not load (the site profile
+    check reports that, naming its file)."""
+    from collectors.modbus.profile import load_profile
+    from collectors.packaged import ProfileError
+
+    try:
+        return load_profile(name, site).role
+    except ProfileError:
+        return None
 
 
 class ModbusDevice(ModbusConnection, BatteryKeys):
@@ -345,10 +370,18 @@ class ModbusDevice(ModbusConnection, BatteryKeys):
 class GensetDevice(ModbusConnection):
     """A generator controller read over Modbus (agent/kinds/genset.py)."""
 
+    ROLE: ClassVar[str] = "genset"
     profile: str = "dse-gencomm"
     unit: Annotated[int, Field(ge=0, le=255)] = 10  # DSE GenComm's default slave id
     # Not on load this long after a mains loss counts a start failure (agent/checks/genset.py).
     start_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120
+
+
+class InverterDevice(ModbusConnection):
+    """A solar hybrid inverter read over Modbus: its profile has role inverter."""
+
+    ROLE: ClassVar[str] = "inverter"
+    profile: str  # no default: no inverter is common enough to be assumed
 
 
 class NutDevice(DeviceSettings, BatteryKeys):
@@ -444,6 +477,7 @@ class Config(_Strict):
     snmp: list[SnmpDevice] = []
     modbus: list[ModbusDevice] = []
     genset: list[GensetDevice] = []
+    inverter: list[InverterDevice] = []
     nut: list[NutDevice] = []
     links: list[LinkSettings] = []
     # Endpoint TLS, basic auth and IP allow-list (exporters/web_config.py); --web.config.file wins.

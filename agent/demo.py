@@ -2,9 +2,10 @@
 
 Two SNMP devices (a MikroTik-like core router with a WAN link whose traffic follows the day's
 changes over the minute, and an old access switch with 32-bit counters only), an APC Smart-UPS
-on Modbus/TCP and a standby generator behind a DSE controller: the grid goes for a while every
-few minutes, as in load-shedding, the UPS carries the centre until the generator takes the
-load. Everything speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
+on Modbus/TCP, a standby generator behind a DSE controller and a Deye hybrid inverter on the
+same grid: the grid goes for a while every few minutes, as in load-shedding, the UPS carries the
+centre until the generator takes the load, and the inverter's load moves to its battery.
+Everything speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
 
 The simulators are imported inside the functions that build the centre, so that importing the
 product never loads them (tests/unit/test_import_boundaries.py).
@@ -62,6 +63,7 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
 
 async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
     from simulators.genset import SimulatedGenset
+    from simulators.inverter import SimulatedInverter
     from simulators.ups import PeriodicOutages, SimulatedUps
 
     router, switch = _centre()
@@ -76,6 +78,9 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
     switch_host, switch_port = await switch.start("127.0.0.2", 0)
     ups_host, ups_port = await ups.start("127.0.0.1", 0)
     genset_host, genset_port = await genset.start("127.0.0.1", 0)
+    # a hybrid inverter on the same grid: a little PV, so the load moves grid <-> battery
+    inverter = SimulatedInverter("deye-sunsynk-1p", pv_watts=300.0, grid_on=ups.mains_on)
+    inverter_host, inverter_port = await inverter.start("127.0.0.1", 0)
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
     config = parse_config(
         {
@@ -119,15 +124,24 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
             "genset": [
                 {"name": "genset", "address": f"{genset_host}:{genset_port}", "interval": 5},
             ],
+            "inverter": [
+                {
+                    "name": "inverter-roof",
+                    "address": f"{inverter_host}:{inverter_port}",
+                    "profile": "deye-sunsynk-1p",
+                    "interval": 5,
+                },
+            ],
         },
         source="demo",
     )
     print(
         f"Simulated centre DEMO-001 is up: core-router on udp {router_host}:{router_port}, "
         f"sw-floor1 on udp {switch_host}:{switch_port}, ups-rack (APC, Modbus/TCP) on "
-        f"{ups_host}:{ups_port}, genset (DSE, Modbus/TCP) on {genset_host}:{genset_port}; the "
-        f"grid goes for {outage_length:g} s every {outage_every:g} s, the generator takes the "
-        f"load {start_delay:g} s into each cut.\n"
+        f"{ups_host}:{ups_port}, genset (DSE, Modbus/TCP) on {genset_host}:{genset_port}, "
+        f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}; the grid goes "
+        f"for {outage_length:g} s every {outage_every:g} s, the generator takes the load "
+        f"{start_delay:g} s into each cut.\n"
         f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)",
         flush=True,
     )
@@ -139,5 +153,6 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
         await serve(config, listen, stop)
     finally:
         await asyncio.gather(
-            router.stop(), switch.stop(), ups.stop(), genset.stop(), return_exceptions=True
+            router.stop(), switch.stop(), ups.stop(), genset.stop(), inverter.stop(),
+            return_exceptions=True,
         )

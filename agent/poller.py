@@ -28,16 +28,18 @@ log = logging.getLogger(__name__)
 _BUDGET_SHARE = 0.9
 
 
-class Judge(Protocol):
-    def apply(self, reading: Any, now: float, state: DeviceState) -> None: ...
-
-    def flush(self) -> None: ...
-
-
 class Collector(Protocol):
     async def poll(self) -> Any: ...
 
     async def close(self) -> None: ...
+
+
+class Judge(Protocol):
+    """Turns a reading into the device's status, keeping whatever the check needs between polls."""
+
+    def apply(self, reading: Any, now: float, state: DeviceState) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class RouterJudge:

@@ -15,6 +15,7 @@ from collectors.readings import HealthSample, HostReading
 from .checks.bandwidth import InterfaceStatus
 from .checks.battery import BatteryReport
 from .checks.genset import GensetStatus
+from .checks.inverter import InverterStatus
 from .checks.link_quality import LinkStatus
 from .checks.power import UpsStatus
 from .checks.wan import WanStatus
@@ -58,7 +59,7 @@ class DeviceState:
     invalid_samples: Counter[str] = field(default_factory=Counter)  # field -> samples dropped
     counter_rejections: Counter[str] = field(default_factory=Counter)  # why a delta was refused
     restarts: int = 0  # device restarts seen (sysUpTime went back)
-    status: RouterStatus | UpsStatus | GensetStatus | None = None
+    status: RouterStatus | UpsStatus | GensetStatus | InverterStatus | None = None
     battery: BatteryReport | None = None  # UPS only: outage ledger and battery health
 
 

@@ -90,9 +90,10 @@ def parse(text: str, source: str, model: type[Model], *, named: Collection[str] 
     return profile
 
 
-def load(family: Family[Model], name: str) -> Model:
-    """The profile `name`: the site's <name>.yaml if there is one, else the packaged one."""
-    return _read(family, name, _site)
+def load(family: Family[Model], name: str, site: str | Path | None = None) -> Model:
+    """The profile `name`: the site's <name>.yaml if there is one, else the packaged one
+    (`site` None: the site directory in force)."""
+    return _read(family, name, _site if site is None else Path(site))
 
 
 def load_all(family: Family[Model]) -> tuple[Model, ...]:

@@ -150,12 +150,40 @@ class HostReading:
     clock_synchronized: bool | None = None  # kernel NTP state (adjtimex); None: cannot tell
 
 
+@dataclass(frozen=True, slots=True)
+class InverterReading:
+    """One solar hybrid inverter, in watts, volts, amperes, percent and kWh as each name says;
+    None (or empty) where its map has no such register.
+
+    Signs: battery_watts > 0 while the battery discharges (< 0 charging), grid_watts > 0 while
+    the site imports from the grid (< 0 exporting), as the profile's scale makes them.
+    """
+
+    pv_watts: float | None = None  # all PV strings together (their sum if the map has no total)
+    pv_string_watts: Mapping[str, float] = field(default_factory=dict)  # "1" -> PV1 watts
+    pv_string_kwh: Mapping[str, float] = field(default_factory=dict)  # lifetime energy, by string
+    battery_charge: float | None = None  # percent
+    battery_volts: float | None = None
+    battery_amperes: float | None = None  # same sign as battery_watts
+    battery_celsius: float | None = None
+    battery_watts: float | None = None
+    grid_watts: float | None = None
+    grid_volts: float | None = None
+    grid_present: bool | None = None  # the map's own grid-connected register
+    load_watts: float | None = None
+    load_source: str | None = None  # grid | battery | solar, from the map's mode register
+    info: Mapping[str, str] = field(default_factory=dict)
+    invalid: tuple[str, ...] = ()
+    requests: int = 0
+
+
 # What a device does at the centre, as its profile declares it. Each role has its own reading
 # type; roles not listed in READINGS have none yet, so no profile can declare them.
 Role = Literal["ups", "genset", "inverter", "ats", "router", "switch"]
 READINGS: dict[str, type] = {
     "ups": UpsReading,
     "genset": GensetReading,
+    "inverter": InverterReading,
     "router": SnmpReading,
     "switch": SnmpReading,
 }

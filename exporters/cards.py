@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.checks.inverter import InverterStatus
 from agent.checks.power import UpsStatus
 from agent.state import DeviceState
 
@@ -29,4 +30,24 @@ def ups_card(device: DeviceState, status: UpsStatus | None) -> dict[str, Any]:
         "battery_health_ratio": battery.health if battery else None,
         "outages": battery.outages if battery else None,
         "last_outage_seconds": battery.last_outage_seconds if battery else None,
+    }
+
+
+def inverter_card(device: DeviceState) -> dict[str, Any]:
+    """The status page's card of an inverter: which source feeds the load, and the flows."""
+    status = device.status if device.up else None  # a silent inverter's last word is not now
+    if not isinstance(status, InverterStatus):
+        status = None
+    reading = status.reading if status else None
+    return {
+        "card": "inverter",
+        "name": device.name,
+        "up": device.up,
+        "load_source": status.load_source if status else None,
+        "grid_present": status.grid_present if status else None,
+        "battery_state": status.battery_state if status else None,
+        "charge_percent": reading.battery_charge if reading else None,
+        "pv_watts": reading.pv_watts if reading else None,
+        "load_watts": reading.load_watts if reading else None,
+        "grid_watts": reading.grid_watts if reading else None,
     }

@@ -265,6 +265,35 @@ def _ups_card(ups: dict[str, Any]) -> str:
     return '<section class="card">' + "".join(lines) + "</section>"
 
 
+_SOURCE_BADGES = {
+    "grid": ("On grid", "ok"),
+    "solar": ("On solar", "ok"),
+    "battery": ("On battery", "warn"),
+    "unknown": ("Source unknown", "muted"),
+}
+
+
+def _inverter_card(card: dict[str, Any]) -> str:
+    source = card["load_source"]
+    state = _badge("No answer", "bad") if source is None else _badge(*_SOURCE_BADGES[source])
+    lines = [f'<div class="head"><b>{_e(card["name"])}</b>{state}</div>']
+    facts = [
+        f"{label} {card[key]:.0f} W"
+        for label, key in (("PV", "pv_watts"), ("load", "load_watts"), ("grid", "grid_watts"))
+        if card[key] is not None
+    ]
+    if card["charge_percent"] is not None:
+        facts.append(f"battery {card['charge_percent']:.0f}% {card['battery_state'] or ''}".strip())
+    if card["grid_present"] is False:
+        facts.append("no grid")
+    if facts:
+        lines.append(f"<div>{_e(', '.join(facts))}</div>")
+    return '<section class="card">' + "".join(lines) + "</section>"
+
+
+_CARDS = {"ups": _ups_card, "inverter": _inverter_card}
+
+
 def _device_row(device: dict[str, Any]) -> str:
     if device["up"] is None:
         state = _badge("Waiting", "muted")

@@ -134,6 +134,8 @@ async def _identify(gateway: Gateway, unit: int) -> tuple[str, str, int] | None:
     best: tuple[str, str, int] = ("", "", 0)
     for name in available_profiles():
         profile = load_profile(name)
+        if profile.role != "ups":  # what it finds goes under modbus:, the UPS list
+            continue
         try:
             image, _ = await ModbusCollector.on_gateway(gateway, unit, profile).read_image()
         except PollError as exc:

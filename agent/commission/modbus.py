@@ -218,9 +218,9 @@ async def other_profiles(
     """Packaged profiles whose own blocks, read from this unit, decode plausibly."""
     found = []
     for name in candidates if candidates is not None else available_profiles():
-        if name == current:
-            continue
         profile = load_profile(name)
+        if name == current or profile.role != "ups":  # a modbus: device takes UPS profiles
+            continue
         try:
             image, _ = await ModbusCollector.on_gateway(gateway, unit, profile).read_image()
         except PollError:

@@ -4,11 +4,11 @@ each declares). The order is the order devices are built, checked and listed in.
 from __future__ import annotations
 
 from ..config import Config, DeviceSettings
-from . import genset, modbus, nut, snmp
+from . import genset, inverter, modbus, nut, snmp
 from .base import DeviceKind, Pools
 
 KINDS: dict[str, DeviceKind] = {
-    kind.name: kind for kind in (snmp.KIND, modbus.KIND, nut.KIND, genset.KIND)
+    kind.name: kind for kind in (snmp.KIND, modbus.KIND, nut.KIND, genset.KIND, inverter.KIND)
 }
 
 _BY_SETTINGS = {kind.config: kind for kind in KINDS.values()}

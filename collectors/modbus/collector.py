@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 
 from collectors.modbus.decode import DecodePlan
+from collectors.modbus.inverter import inverter_reading
 from collectors.modbus.profile import ModbusProfile
 from collectors.modbus.transport import EXCEPTIONS, Gateway, Link
-from collectors.readings import GensetReading, UpsReading
+from collectors.readings import GensetReading, InverterReading, UpsReading
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,12 @@ class ModbusCollector:
             gateway=gateway,
         )  # fmt: skip
 
-    async def poll(self) -> UpsReading | GensetReading:
-        """Read every block once; raise PollError with a reason label on failure."""
+    async def poll(self) -> UpsReading | GensetReading | InverterReading:
+        """Read every block once into its role's reading; raise PollError with a reason label
+        on failure."""
         image, requests = await self.read_image()
-        return self._plan.decode(image, requests)
+        decoded = self._plan.decode(image, requests)
+        return inverter_reading(decoded) if self._plan.profile.role == "inverter" else decoded
 
     async def read_image(self) -> tuple[dict[tuple[str, int], int], int]:
         """The raw registers of every profile block, undecoded, and the requests sent.

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from collectors.modbus.profile import Bitfield, ByteOrder, FieldSpec, ModbusProfile
-from collectors.readings import READINGS, GensetReading, UpsReading
+from collectors.readings import GensetReading, UpsReading
 
 # (register table, address) -> 16-bit word; the collector fills it from whole block reads.
 RegisterImage = Mapping[tuple[str, int], int]
@@ -199,8 +199,9 @@ def decode_flags(bitfield: Bitfield, words: Sequence[int], default_order: ByteOr
 
 
 class DecodePlan:
-    """A profile turned into prepared decoders: image in, its role's reading out (UpsReading for
-    a ups, GensetReading for a genset: the same fields, so one decoder serves both)."""
+    """A profile turned into prepared decoders: image in, a flat reading out (GensetReading for a
+    genset, else UpsReading: the same fields, so one decoder serves every role; an inverter's
+    collector turns the flat reading into an InverterReading)."""
 
     def __init__(self, profile: ModbusProfile) -> None:
         self.profile = profile
@@ -228,7 +229,9 @@ class DecodePlan:
         for keys, bitfield in self.bitfields:
             words = [image[key] for key in keys]
             flags |= decode_flags(bitfield, words, self.profile.byte_order)
-        reading: type[UpsReading | GensetReading] = READINGS[self.profile.role]
+        # A genset's reading has the UPS's fields; an inverter's is built from this flat one
+        # by its collector (collectors/modbus/inverter.py).
+        reading = GensetReading if self.profile.role == "genset" else UpsReading
         return reading(
             values=values,
             info=info,

@@ -25,8 +25,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
+from collectors.modbus.inverter import vocabulary_error
 from collectors.packaged import Family, ProfileHeader, load, parse, profile_names
-from collectors.readings import GensetReading, Role, UpsReading, role_read_as
+from collectors.readings import GensetReading, InverterReading, Role, UpsReading, role_read_as
 from collectors.schema import STRICT
 
 Register = Literal["holding", "input"]
@@ -169,9 +170,13 @@ class Bitfield(_Model):
 class ModbusProfile(ProfileHeader):
     """A whole device map. Validation guarantees every value can be cut out of a read block."""
 
-    # What the device is; the decoder fills the role's reading (UpsReading, GensetReading).
+    # What the device is: the decoder fills the role's reading (UpsReading, GensetReading, or
+    # an InverterReading from the inverter vocabulary, collectors/modbus/inverter.py).
     role: Annotated[
-        Role, AfterValidator(lambda role: role_read_as(role, UpsReading, GensetReading))
+        Role,
+        AfterValidator(
+            lambda role: role_read_as(role, UpsReading, GensetReading, InverterReading)
+        ),
     ]
     byte_order: ByteOrder = "ABCD"
     info: dict[str, str] = Field(default_factory=dict)
@@ -216,10 +221,12 @@ class ModbusProfile(ProfileHeader):
                 raise ValueError(
                     f"{where}.scale_register: {spec.table} {sf} is not inside a declared block"
                 )
+        if self.role == "inverter":
+            self._inverter_vocabulary()
         for name in self.not_exported:
             if name not in seen:
                 raise ValueError(f"not_exported: {name} is not a field of this profile")
-        tokens = TOKENS_OF_ROLE[self.role]
+        tokens = TOKENS_OF_ROLE.get(self.role, frozenset())  # an inverter has none
         for i, bf in enumerate(self.bitfields):
             foreign = sorted({*bf.bits.values(), *bf.map.values()} - tokens)
             if foreign:
@@ -232,6 +239,14 @@ class ModbusProfile(ProfileHeader):
                     "is not inside one declared block"
                 )
         return self
+
+    def _inverter_vocabulary(self) -> None:
+        for i, spec in enumerate(self.fields):
+            error = None if spec.name in self.not_exported else vocabulary_error(spec.name)
+            if error:
+                raise ValueError(f"fields[{i}].name: {error}")
+        if self.bitfields:
+            raise ValueError("bitfields: an inverter says its mode with a load.source map field")
 
 
 MODBUS = Family("modbus", ModbusProfile, "Modbus", _NAMED)
@@ -248,6 +263,7 @@ def available_profiles(site: str | None = None) -> list[str]:
     return profile_names(MODBUS, site)
 
 
-def load_profile(name: str) -> ModbusProfile:
-    """<profile_dir>/modbus/<name>.yaml, else collectors/profiles/modbus/<name>.yaml."""
-    return load(MODBUS, name)
+def load_profile(name: str, site: str | None = None) -> ModbusProfile:
+    """<profile_dir>/modbus/<name>.yaml, else collectors/profiles/modbus/<name>.yaml (`site`
+    None: the profile_dir in force)."""
+    return load(MODBUS, name, site)

@@ -44,6 +44,8 @@ ISSUE_ALERTS = {  # the alerts the central-side issue asks for, by what they cov
     "ErozgarGensetStartFailed",
     "ErozgarGensetFuelLow",
     "ErozgarGensetAlarm",
+    # issue 14: solar hybrid inverters
+    "ErozgarInverterOnBatteryWithGrid",
 }
 
 

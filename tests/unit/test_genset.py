@@ -17,7 +17,7 @@ from collectors.modbus.decode import DecodePlan
 from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import available_profiles, load_profile
 from collectors.modbus.transport import GatewayPool
-from collectors.readings import GensetReading, PollError
+from collectors.readings import GensetReading
 from collectors.snmp.client import SnmpSessions
 from exporters.genset import EXPORTED_INFO, GENSET_VALUES
 from exporters.status_page import render_page
@@ -250,24 +250,24 @@ def test_the_simulator_serves_the_map_the_agent_reads() -> None:
 
 @pytest.mark.parametrize(
     ("section", "profile", "message"),
-    [("genset", "apc-smart-ups", "is not a genset's"), ("modbus", "dse-gencomm", "not a UPS's")],
-)
-def test_a_profile_of_the_other_role_marks_the_device_down(
+    [
+        ("genset", "apc-smart-ups", "apc-smart-ups has role ups: configure this device under "
+         "modbus:, not genset:"),
+        ("modbus", "dse-gencomm", "dse-gencomm has role genset: configure this device under "
+         "genset:, not modbus:"),
+    ],
+)  # fmt: skip
+def test_a_profile_of_the_other_role_is_a_config_error(
     section: str, profile: str, message: str
 ) -> None:
-    """A UPS map under genset: (or a generator's under modbus:) is a config mistake, said once
-    per poll as the device's down reason, never a UPS judged from a generator's registers."""
-    plan = DecodePlan(load_profile(profile))
-    image = {(b.table, a): 0 for b in plan.profile.blocks for a in range(b.address, b.end)}
-    config = parse_config(
-        {"site": {"id": "s"}, section: [{"name": "d", "address": "127.0.0.1", "profile": profile}]}
-    )
-    state = DeviceState("d", section)
-    pools = Pools(SnmpSessions(), GatewayPool())
-    poller = KINDS[section].poller(getattr(config, section)[0], state, pools, None)
-    with pytest.raises(PollError, match=message) as raised:
-        poller.judge.apply(plan.decode(image), 0.0, state)
-    assert raised.value.reason == "config"
+    """A UPS map under genset: (or a generator's under modbus:) is a config mistake, named by
+    validate with its key, never a UPS judged from a generator's registers."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {"site": {"id": "s"},
+             section: [{"name": "d", "address": "127.0.0.1", "profile": profile}]}
+        )  # fmt: skip
+    assert raised.value.problems == [f"config: {section}[0].profile: {message}"]
 
 
 def test_check_says_whether_the_generator_is_ready_to_start() -> None:

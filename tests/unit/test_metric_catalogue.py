@@ -41,7 +41,7 @@ from simulators.modbus_server import READ_HOLDING, ModbusTcpServer
 from tests.golden import poll_once
 from tests.nut_replay import UpsdReplay, read_dev
 from tests.snmp_replay import RECORDINGS, ReplaySessions, SnmpPeer, recording_name, recording_path
-from tests.unit.test_modbus_golden import CASES, case_poller, read_case, register_image
+from tests.unit.test_modbus_golden import CASES, case_poller, device_list, read_case, register_image
 from tests.unit.test_nut_golden import DUMPS
 from tests.unit.test_snmp_golden import polled_state
 
@@ -52,7 +52,7 @@ PREFIX = "erozgar_"
 # dimensionless ratio (0..1) and the rate of bytes the agent exports.
 UNITS = {
     "seconds", "bytes", "bytes_per_second", "ratio", "volts", "amperes", "watts",
-    "volt_amperes", "hertz", "celsius", "ohms",
+    "volt_amperes", "hertz", "celsius", "ohms", "joules",
 }  # fmt: skip
 # Name parts that mean a unit other than the base one.
 NOT_BASE = re.compile(
@@ -87,8 +87,9 @@ async def _modbus_device(state: AgentState, case: Path) -> None:
     server = ModbusTcpServer(source)
     host, port = await server.start()
     name = f"modbus-{case.name}"
+    device = state.devices[name] = DeviceState(name, device_list(registers))
     try:
-        await poll_once(case_poller(registers, f"{host}:{port}", state, name), state, name)
+        await poll_once(case_poller(registers, f"{host}:{port}", device), state, name)
     finally:
         await server.stop()
 
@@ -122,7 +123,11 @@ def _rare_states(state: AgentState) -> None:
         state_errors={"corrupt": 1},
     )  # fmt: skip
     assert isinstance(ups.status, UpsStatus)
-    values = {"ups.efficiency": 95.0, "battery.power": -120.0}  # the images hold sentinels
+    # the images hold sentinels; only inverter maps (now their own role) had power, temperature
+    values = {
+        "ups.efficiency": 95.0, "battery.power": -120.0, "ups.realpower": 850.0,
+        "ups.temperature": 35.0,
+    }  # fmt: skip
     ups.status = dataclasses.replace(
         ups.status, values=MappingProxyType({**ups.status.values, **values})
     )

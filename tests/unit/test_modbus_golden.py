@@ -1,14 +1,16 @@
 """Golden tests: a hand-written register image per device decodes to a hand-written reading.
 
 Every folder under tests/fixtures/modbus/ is a case: registers.yaml (profile name and a register
-image), expected.yaml (values, info, flags, known_flags, invalid) and expected.prom (the
-device's lines on /metrics after one poll of that image, tests/golden.py; EROZGAR_UPDATE_GOLDEN=1
-rewrites it). A new UPS model is a profile plus a folder; no Python changes.
+image), expected.yaml (the reading of the profile's role: a UPS's values, info, flags,
+known_flags, invalid; an inverter's InverterReading fields) and expected.prom (the device's lines
+on /metrics after one poll of that image, tests/golden.py; EROZGAR_UPDATE_GOLDEN=1 rewrites it).
+A new UPS or inverter model is a profile plus a folder; no Python changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,10 @@ from agent.kinds import KINDS, Pools
 from agent.poller import DevicePoller
 from agent.state import AgentState, DeviceState
 from collectors.modbus.decode import DecodePlan
+from collectors.modbus.inverter import inverter_reading
 from collectors.modbus.profile import load_profile
 from collectors.modbus.transport import GatewayPool
+from collectors.readings import InverterReading
 from collectors.snmp.client import SnmpSessions
 from simulators.modbus_server import READ_HOLDING, ModbusTcpServer
 from tests.golden import assert_golden, poll_once
@@ -53,19 +57,29 @@ def read_case(case: Path, name: str) -> dict:
     return yaml.safe_load((case / name).read_text(encoding="utf-8"))
 
 
-def case_poller(
-    registers: dict, address: str, state: AgentState, name: str = "dut"
-) -> DevicePoller:
-    """The daemon's poller for a case's device at `address`, its state in `state`: a UPS
-    profile's device under modbus:, a generator controller's under genset:."""
-    kind = KINDS["genset" if load_profile(registers["profile"]).role == "genset" else "modbus"]
+def device_list(registers: dict) -> str:
+    """The config list a device with the case's profile goes under (by the profile's role)."""
+    role = load_profile(registers["profile"]).role
+    return {"genset": "genset", "inverter": "inverter"}.get(role, "modbus")
+
+
+def case_poller(registers: dict, address: str, state: DeviceState) -> DevicePoller:
+    """The daemon's poller for a device with the case's profile at `address`."""
+    kind = KINDS[device_list(registers)]
     config = parse_config(
         {"site": {"id": "golden"},
-         kind.name: [{"name": name, "address": address, "profile": registers["profile"]}]}
+         kind.name: [{"name": state.name, "address": address, "profile": registers["profile"]}]}
     )  # fmt: skip
-    device_state = state.devices[name] = DeviceState(name, kind.name)
     pools = Pools(SnmpSessions(), GatewayPool())
-    return kind.poller(getattr(config, kind.name)[0], device_state, pools, None)
+    return kind.poller(getattr(config, kind.name)[0], state, pools, None)
+
+
+def assert_inverter_reading(got: InverterReading, expected: dict) -> None:
+    """Every field as expected.yaml gives it, the default where it gives none; floats approx."""
+    fields = dataclasses.asdict(got)
+    for key, want in {**dataclasses.asdict(InverterReading()), **expected}.items():
+        want = tuple(want) if isinstance(want, list) else want
+        assert fields[key] == (pytest.approx(want) if isinstance(want, float | dict) else want), key
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -75,6 +89,9 @@ def test_register_image_decodes_to_expected_reading(case: Path) -> None:
 
     reading = DecodePlan(profile).decode(register_image(registers))
 
+    if profile.role == "inverter":
+        assert_inverter_reading(inverter_reading(reading), expected)
+        return
     assert dict(reading.values) == pytest.approx(expected["values"])
     assert set(reading.values) == set(expected["values"])
     assert dict(reading.info) == expected["info"]
@@ -98,8 +115,10 @@ def test_register_image_exports_expected_metrics(case: Path) -> None:
         server = ModbusTcpServer(source)
         host, port = await server.start()
         state = AgentState("golden", "", "test")
+        device_state = state.devices["dut"] = DeviceState("dut", device_list(registers))
         try:
-            return await poll_once(case_poller(registers, f"{host}:{port}", state), state, "dut")
+            poller = case_poller(registers, f"{host}:{port}", device_state)
+            return await poll_once(poller, state, "dut")
         finally:
             await server.stop()
 

@@ -36,7 +36,11 @@ def test_every_packaged_profile_loads_and_compiles(name: str) -> None:
     assert profile.name == name
     plan = DecodePlan(profile)
     assert plan.fields, f"{name} defines no fields"
-    assert profile.known_flags, f"{name} maps no status bits"
+    if profile.role in ("ups", "genset"):
+        assert profile.known_flags, f"{name} maps no status bits"
+    else:  # an inverter says where its load's power comes from instead
+        names = {spec.name for spec in profile.fields}
+        assert names & {"load.source", "grid.present", "grid.voltage"}, f"{name}: no grid state"
 
 
 def test_apc_profile_reads_the_documented_blocks() -> None:
@@ -81,8 +85,8 @@ def test_good_profile_parses() -> None:
         ("role: ups", "role: fridge", r"^test-ups\.yaml: role: Input should be 'ups', 'genset'"),
         (
             "role: ups",
-            "role: inverter",
-            r"^test-ups\.yaml: role: .*inverter is not read by this kind of profile yet",
+            "role: ats",
+            r"^test-ups\.yaml: role: .*ats is not read by this kind of profile yet",
         ),
         # bad byte order
         (
@@ -214,8 +218,42 @@ def test_unknown_profile_lists_the_available_ones(name: str) -> None:
 
 @pytest.mark.parametrize("name", available_profiles())
 def test_every_packaged_profile_declares_its_role(name: str) -> None:
-    """UPS profiles and generator controllers; each decodes into its role's reading."""
+    """UPS profiles, generator controllers and solar inverters; each decodes into its role's
+    reading (an inverter's collector builds its InverterReading from the flat one)."""
     profile = load_profile(name)
-    assert profile.role == ("genset" if name == "dse-gencomm" else "ups")
+    inverters = {"growatt-spf", "deye-sunsynk-1p"}  # solar hybrid inverters, not UPSes
+    role = "genset" if name == "dse-gencomm" else "inverter" if name in inverters else "ups"
+    assert profile.role == role
     image = {(b.table, a): 0 for b in profile.blocks for a in range(b.address, b.end)}
-    assert type(DecodePlan(profile).decode(image)) is READINGS[profile.role]
+    flat = READINGS["genset"] if role == "genset" else READINGS["ups"]
+    assert type(DecodePlan(profile).decode(image)) is flat
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (
+            "{name: ups.load, address: 0, type: u16}",
+            r"fields\[0\]\.name: ups\.load is not an inverter",
+        ),
+        ("{name: pv1.power, address: 9, type: u16}", r"not inside one declared block"),
+    ],
+)
+def test_inverter_profile_speaks_the_inverter_vocabulary(field: str, message: str) -> None:
+    text = (
+        "name: test-inv\nsource: s\nrole: inverter\n"
+        "blocks: [{name: b, address: 0, count: 4}]\n"
+        f"fields: [{field}]\n"
+    )
+    with pytest.raises(ProfileError, match=message):
+        parse_profile(text, "test-inv.yaml")
+
+
+def test_inverter_profile_has_no_ups_status_bits() -> None:
+    text = (
+        "name: test-inv\nsource: s\nrole: inverter\n"
+        "blocks: [{name: b, address: 0, count: 4}]\n"
+        "bitfields: [{address: 0, bits: {0: OB}}]\n"
+    )
+    with pytest.raises(ProfileError, match=r"bitfields: an inverter says its mode"):
+        parse_profile(text, "test-inv.yaml")

@@ -25,13 +25,14 @@ def decoded(kind: str, name: str) -> tuple[set[str], dict[str, str]]:
 
 
 # Generator controllers have their own families (tests/unit/test_genset.py holds them alike).
+# Inverter profiles speak the inverter vocabulary, which their profile check holds them to.
 CASES = [("modbus", n) for n in modbus_profiles() if load_modbus(n).role == "ups"] + [
     ("snmp-ups", n) for n in snmp_profiles()
 ]
 
 
 def test_every_packaged_profile_is_covered() -> None:
-    assert len([c for c in CASES if c[0] == "modbus"]) >= 7
+    assert len([c for c in CASES if c[0] == "modbus"]) >= 5
     assert len([c for c in CASES if c[0] == "snmp-ups"]) >= 2
 
 
