@@ -153,6 +153,10 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
         await serve(config, listen, stop)
     finally:
         await asyncio.gather(
-            router.stop(), switch.stop(), ups.stop(), genset.stop(), inverter.stop(),
+            router.stop(),
+            switch.stop(),
+            ups.stop(),
+            genset.stop(),
+            inverter.stop(),
             return_exceptions=True,
         )

@@ -122,8 +122,8 @@ class CentrePowerCollector(Collector):
             return iter(out)
         source = out.gauge(
             "centre_power_source",
-            "1 for the source that powers the centre now: generator, battery, grid (all 0: no "
-            "answering UPS or genset says).",
+            "1 for the source that powers the centre now: generator, battery, solar, grid (all "
+            "0: no answering UPS, genset or inverter says).",
             ["source"],
         )
         seconds = out.counter(

@@ -1,4 +1,4 @@
-"""Centre power view: which source powers the centre now (grid, generator, battery), how long
+"""Centre power view: which source powers the centre now (grid, generator, battery, solar), how long
 each has, and each generator's start after a mains loss (agent/checks/genset.py StartWatch).
 
 Every device kind says what it knows about the sources as feeds, (source, powering) pairs
@@ -10,6 +10,8 @@ SOURCES some answering device says is powering it:
   so "grid" from a UPS means "the input is live", and only the genset knows it is its own.
 - battery before grid: a UPS on battery carries its load even when another UPS is on mains
   (a cut on one phase); the centre is not on the grid then.
+- solar after battery, before grid: a hybrid inverter whose load PV carries takes that load
+  off the grid, but in a cut the UPS batteries are what the centre must watch.
 - None when no answering device says anything (no UPS and no genset answers).
 
 Mains is lost when any feed says the grid is not powering (a UPS on battery outside a test, a
@@ -17,8 +19,9 @@ genset whose mains bit is gone); that starts each genset's start watch. A genset
 answer is not on load as far as the agent can tell, so its silence through a cut counts a
 start failure: it cannot prove it took the load.
 
-A further source is one more entry in SOURCES at its rank and a kind that feeds it (a solar
-inverter: ("solar", True) while PV carries the load); nothing else here changes.
+A solar hybrid inverter feeds ("solar", PV carries its load), ("battery", its battery does)
+and, where it sees the grid, ("grid", present) (agent/kinds/inverter.py). A further source is
+one more entry in SOURCES at its rank and a kind that feeds it; nothing else here changes.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..kinds import KINDS
 from ..state import AgentState
 from .genset import StartRecord, StartWatch
 
-SOURCES = ("generator", "battery", "grid")  # first powering source wins
+SOURCES = ("generator", "battery", "solar", "grid")  # first powering source wins
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,12 @@ from collectors.readings import InverterReading
 from exporters.cards import inverter_card
 from exporters.inverter import inverter_families
 
-from ..checks.inverter import judge
+from ..checks.inverter import InverterStatus, judge
 from ..config import InverterDevice
 from ..poller import DevicePoller, poll_budget
 from ..state import DeviceState
 from ..verdict import DeviceVerdict
-from .base import DeviceKind, Pools
+from .base import DeviceKind, Feed, Pools
 from .modbus import device_profile
 
 
@@ -54,6 +54,16 @@ async def _check(device: InverterDevice, pools: Pools, sample_seconds: float) ->
     return await check_inverter(device, poller)
 
 
+def _feeds(status: InverterStatus) -> tuple[Feed, ...]:
+    """What the inverter says of the centre's sources (agent/checks/centre_power.py)."""
+    grid = () if status.grid_present is None else (("grid", status.grid_present),)
+    return (
+        ("solar", status.load_source == "solar"),
+        ("battery", status.load_source == "battery"),
+        *grid,
+    )
+
+
 KIND = DeviceKind(
     name="inverter",
     config=InverterDevice,
@@ -61,6 +71,7 @@ KIND = DeviceKind(
     check=_check,
     metrics=inverter_families,
     card=inverter_card,
-    power=lambda status: None,  # the centre power view will read it; not a UPS supply
+    power=lambda status: None,  # not a UPS supply for the service check; it feeds the view
+    feeds=_feeds,
     restart_on_state_dir=False,  # it keeps no files
 )

@@ -138,7 +138,17 @@ def test_one_ups_on_battery_puts_the_centre_on_battery() -> None:
 
 def test_a_further_source_is_one_more_feed() -> None:
     """A source that SOURCES does not rank yet is ignored, never mistaken for another."""
-    assert power_source(feeds(("inv", "solar", True))) is None
+    assert power_source(feeds(("inv", "wind", True))) is None
+
+
+def test_solar_ranks_after_the_batteries_and_before_the_grid() -> None:
+    """An inverter whose load PV carries: solar while the UPSes are on mains; in a cut the
+    batteries are what the centre runs on (and the inverter's lost grid starts the watch)."""
+    day = feeds(("ups", "grid", True), ("inv", "solar", True), ("inv", "grid", True))
+    assert power_source(day) == "solar" and not mains_lost(day)
+    cut = feeds(("ups", "battery", True), ("ups", "grid", False), ("inv", "solar", True),
+                ("inv", "grid", False))  # fmt: skip
+    assert power_source(cut) == "battery" and mains_lost(cut)
 
 
 def test_centre_power_counts_time_on_each_source_and_watches_the_start() -> None:
@@ -151,7 +161,9 @@ def test_centre_power_counts_time_on_each_source_and_watches_the_start() -> None
     assert status.source == "generator"
     assert status.starts["gen"].start_delay_seconds == pytest.approx(15.0)
     status = power.update(PowerView(MAINS, timeouts), 85.0)
-    assert dict(status.seconds) == pytest.approx({"grid": 10.0, "battery": 15.0, "generator": 60.0})
+    assert dict(status.seconds) == pytest.approx(
+        {"grid": 10.0, "battery": 15.0, "generator": 60.0, "solar": 0.0}
+    )
     assert tuple(status.seconds) == SOURCES
 
 
