@@ -96,6 +96,10 @@ def status_document(state: AgentState, now: float | None = None) -> dict[str, An
         "version": state.version,
         "generated": now,
         "links": _link_entries(state),
+        # the centre's power source now and the hours on each since the agent started
+        "power": None
+        if state.power is None
+        else {"source": state.power.source, "seconds": dict(state.power.seconds)},
         "ups": [
             card for d in state.devices.values() if (card := KINDS[d.kind].card(d)) is not None
         ],
@@ -291,9 +295,6 @@ def _inverter_card(card: dict[str, Any]) -> str:
     return '<section class="card">' + "".join(lines) + "</section>"
 
 
-_CARDS = {"ups": _ups_card, "inverter": _inverter_card}
-
-
 def _device_row(device: dict[str, Any]) -> str:
     if device["up"] is None:
         state = _badge("Waiting", "muted")
@@ -352,7 +353,23 @@ setInterval(async () => {{
 """
 
 # A card's renderer by its "card" field (a UPS card has none).
-_CARDS = {"ups": _ups_card, "genset": _genset_card}
+_CARDS = {"ups": _ups_card, "genset": _genset_card, "inverter": _inverter_card}
+_CENTRE_BADGES = {**_SOURCE_BADGES, "generator": ("On generator", "warn")}
+
+
+def _power_card(power: dict[str, Any]) -> str:
+    """The centre's source now, and the time on each source since the agent started."""
+    source = power["source"]
+    state = _badge(*_CENTRE_BADGES[source]) if source else _badge("Source unknown", "muted")
+    spent = ", ".join(
+        f"{name} {seconds / 3600:.1f} h" if seconds >= 3600 else f"{name} {seconds / 60:.0f} min"
+        for name, seconds in power["seconds"].items()
+        if seconds
+    )
+    lines = [f'<div class="head"><b>Centre</b>{state}</div>']
+    if spent:
+        lines.append(f'<div class="muted">since the agent started: {_e(spent)}</div>')
+    return '<section class="card">' + "".join(lines) + "</section>"
 
 
 def render_page(state: AgentState, now: float | None = None) -> str:
@@ -369,8 +386,10 @@ def render_page(state: AgentState, now: float | None = None) -> str:
     if doc["links"]:
         parts.append("<h2>Internet links</h2>")
         parts += [_link_card(link) for link in doc["links"]]
-    if doc["ups"]:
+    if doc["ups"] or doc["power"]:
         parts.append("<h2>Power</h2>")
+        if doc["power"]:
+            parts.append(_power_card(doc["power"]))
         parts += [_CARDS[card.get("card", "ups")](card) for card in doc["ups"]]
     parts.append("<h2>Devices</h2>")
     if doc["devices"]:

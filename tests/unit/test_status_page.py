@@ -68,3 +68,18 @@ def test_a_silent_ups_shows_no_stale_charge_only_its_ledger():
     ups = status_document(state, now=1005.0)["ups"][0]
     assert (ups["on_battery"], ups["charge_percent"], ups["runtime_seconds"]) == (None, None, None)
     assert "charge 64%" not in render_page(state, now=1005.0)
+
+
+def test_the_centre_power_source_has_its_card():
+    from agent.checks.centre_power import CentrePowerStatus
+
+    state = AgentState("S-1", "Centre", "1.0")
+    state.power = CentrePowerStatus(
+        "generator",
+        MappingProxyType({"generator": 5400.0, "battery": 120.0, "solar": 0.0, "grid": 36000.0}),
+        MappingProxyType({}),
+    )
+    page = render_page(state, now=1000.0)
+    assert "On generator" in page
+    assert "since the agent started: generator 1.5 h, battery 2 min, grid 10.0 h" in page
+    assert status_document(state)["power"]["source"] == "generator"
