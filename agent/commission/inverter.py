@@ -9,16 +9,13 @@ from ..checks.inverter import judge
 from ..config import InverterDevice
 from ..poller import DevicePoller
 from ..verdict import DeviceVerdict, Step
-from .modbus import check_serial_port
-from .steps import failure, poll, tcp_connect_step
+from .modbus import reach_step
+from .steps import failure, poll
 
 
 async def check_inverter(device: InverterDevice, poller: DevicePoller) -> DeviceVerdict:
     verdict = DeviceVerdict(device.name, "inverter")
-    if device.transport == "rtu":
-        verdict.checks.append(check_serial_port(device.address))
-    else:
-        verdict.checks.append(await tcp_connect_step(*device.host_port, device.timeout))
+    verdict.checks.append(await reach_step(device))
     if verdict.status == "FAIL":
         await poller.close()
         return verdict

@@ -16,7 +16,7 @@ from collectors.modbus.profile import ByteOrder, ModbusProfile, available_profil
 from collectors.modbus.transport import Gateway, GatewayPool, Link
 from collectors.readings import PollError, UpsReading
 
-from ..config import ModbusDevice
+from ..config import ModbusConnection, ModbusDevice
 from ..kinds.modbus import KIND, device_profile, modbus_poller
 from ..poller import DevicePoller
 from ..state import DeviceState
@@ -27,6 +27,14 @@ MAINS_VOLTS = (180.0, 260.0)  # Pakistan 230 V: outside this on mains, the decod
 COMMON_UNITS = (1, 0, 255, 2)
 BYTE_ORDERS: tuple[ByteOrder, ...] = ("ABCD", "CDAB", "BADC", "DCBA")
 _MIN_PLAUSIBLE_VALUES = 3  # a candidate profile must decode at least this many numbers
+
+
+async def reach_step(device: ModbusConnection) -> Step:
+    """The first step for any Modbus device (UPS, genset, inverter): its serial port opens, or
+    its gateway accepts a TCP connection."""
+    if device.transport == "rtu":
+        return check_serial_port(device.address)
+    return await tcp_connect_step(*device.host_port, device.timeout)
 
 
 def check_serial_port(path: str) -> Step:
@@ -54,10 +62,7 @@ def check_serial_port(path: str) -> Step:
 
 async def check_modbus(device: ModbusDevice, gateways: GatewayPool | None = None) -> DeviceVerdict:
     verdict = DeviceVerdict(device.name, KIND.name)
-    if device.transport == "rtu":
-        verdict.checks.append(check_serial_port(device.address))
-    else:
-        verdict.checks.append(await tcp_connect_step(*device.host_port, device.timeout))
+    verdict.checks.append(await reach_step(device))
     if verdict.status == "FAIL":
         return verdict
     poller = modbus_poller(device, DeviceState(device.name, KIND.name), gateways)

@@ -51,14 +51,11 @@ def _poller(
 async def _check(device: GensetDevice, pools: Pools, sample_seconds: float) -> DeviceVerdict:
     """Reachable, answering, and ready to start on a mains loss (in auto, no shutdown alarm)."""
     # commissioning code stays out of the daemon (as the other kinds)
-    from ..commission.modbus import check_serial_port
-    from ..commission.steps import failure, poll, tcp_connect_step
+    from ..commission.modbus import reach_step
+    from ..commission.steps import failure, poll
 
     verdict = DeviceVerdict(device.name, KIND.name)
-    if device.transport == "rtu":
-        verdict.checks.append(check_serial_port(device.address))
-    else:
-        verdict.checks.append(await tcp_connect_step(*device.host_port, device.timeout))
+    verdict.checks.append(await reach_step(device))
     if verdict.status == "FAIL":
         return verdict
     poller = _poller(device, DeviceState(device.name, KIND.name), pools, None)
