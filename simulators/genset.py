@@ -21,15 +21,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import ModbusProfile, load_profile
 from simulators.modbus_server import (
     GATEWAY_TARGET_FAILED,
-    ILLEGAL_DATA_ADDRESS,
-    READ_HOLDING,
-    READ_INPUT,
     ModbusTcpServer,
 )
+from simulators.profile_read import profile_read
 from simulators.ups import MAINS_HZ, MAINS_VOLTS, Schedule, SimulatedUps
 
 COOLDOWN_SECONDS = 60.0  # running off load after the grid returns, as DSE's cooling timer does
@@ -215,12 +212,7 @@ class SimulatedGenset:
             return None
         if unit != self.unit:
             return GATEWAY_TARGET_FAILED
-        table = {READ_HOLDING: "holding", READ_INPUT: "input"}[function]
-        if self.profile.block_for(table, address, count) is None:
-            return ILLEGAL_DATA_ADDRESS
-        values, flags = self.truth()
-        image = encode_image(self.profile, values, flags)
-        return [image[(table, a)] for a in range(address, address + count)]
+        return profile_read(self.profile, function, address, count, self.truth)
 
 
 class StandbySupply:

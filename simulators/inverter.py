@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import load_profile
 from simulators.modbus_server import (
     GATEWAY_TARGET_FAILED,
-    ILLEGAL_DATA_ADDRESS,
-    READ_HOLDING,
-    READ_INPUT,
     ModbusTcpServer,
 )
+from simulators.profile_read import profile_read
 from simulators.ups import MAINS_VOLTS
 
 BATTERY_VOLTS = 52.0  # a 48 V lithium bank
@@ -94,10 +91,8 @@ class SimulatedInverter:
     ) -> list[int] | int:
         if unit != self.unit:
             return GATEWAY_TARGET_FAILED
-        table = {READ_HOLDING: "holding", READ_INPUT: "input"}[function]
-        if self.profile.block_for(table, address, count) is None:
-            return ILLEGAL_DATA_ADDRESS
+        return profile_read(self.profile, function, address, count, self._registers_truth)
+
+    def _registers_truth(self) -> tuple[dict[str, float | str], tuple[str, ...]]:
         names = {spec.name for spec in self.profile.fields}
-        truth = {name: value for name, value in self.truth().items() if name in names}
-        image = encode_image(self.profile, truth, ())
-        return [image[(table, a)] for a in range(address, address + count)]
+        return {name: value for name, value in self.truth().items() if name in names}, ()

@@ -29,15 +29,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from collectors.modbus.encode import encode_image
 from collectors.modbus.profile import ModbusProfile, load_profile
 from simulators.modbus_server import (
     GATEWAY_TARGET_FAILED,
-    ILLEGAL_DATA_ADDRESS,
-    READ_HOLDING,
-    READ_INPUT,
     ModbusTcpServer,
 )
+from simulators.profile_read import profile_read
 
 MAINS_VOLTS, MAINS_HZ = 230.0, 50.0  # Pakistan: 230 V 50 Hz
 CELL_FLOAT_V, CELL_ABSORB_V = 2.27, 2.35  # on mains: full (float) and recharging (absorption)
@@ -280,10 +277,8 @@ class SimulatedUps:
             return None
         if unit != self.unit:
             return GATEWAY_TARGET_FAILED
-        table = {READ_HOLDING: "holding", READ_INPUT: "input"}[function]
-        if self.profile.block_for(table, address, count) is None:
-            return ILLEGAL_DATA_ADDRESS
+        return profile_read(self.profile, function, address, count, self._registers_truth)
+
+    def _registers_truth(self) -> tuple[dict[str, float | str], list[str]]:
         truth = self.truth()
-        flags = str(truth.pop("ups.status")).split()
-        image = encode_image(self.profile, truth, flags)
-        return [image[(table, a)] for a in range(address, address + count)]
+        return truth, str(truth.pop("ups.status")).split()
