@@ -174,9 +174,7 @@ class ModbusProfile(ProfileHeader):
     # an InverterReading from the inverter vocabulary, collectors/modbus/inverter.py).
     role: Annotated[
         Role,
-        AfterValidator(
-            lambda role: role_read_as(role, UpsReading, GensetReading, InverterReading)
-        ),
+        AfterValidator(lambda role: role_read_as(role, UpsReading, GensetReading, InverterReading)),
     ]
     byte_order: ByteOrder = "ABCD"
     info: dict[str, str] = Field(default_factory=dict)
