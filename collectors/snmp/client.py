@@ -12,7 +12,8 @@ SNMPv1/v2c go through community.py, SNMPv3 through usm.py (our own USM, imported
 v3 device), both over our BER codec (ber.py: pyasn1 decoding was two thirds of the agent's CPU)
 and one UDP socket per poll (udp.py).
 SNMPv3: `UsmAuth(user, "SHA-256", auth_password, "AES", priv_password)`; the collector first
-asks `discover_engine_id()` and then binds the credentials to that engine (`for_engine`).
+asks `discover_engine_id()`, which binds the client to that engine, and later polls bind new
+clients to it (`for_engine`).
 Auth failures are PollError("auth", ...) naming unknown user, wrong digest, decryption error
 or time window. Values are plain Python (values.py).
 """

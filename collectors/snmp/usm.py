@@ -227,7 +227,7 @@ class UsmTransport:
 
     async def discover_engine_id(self) -> bytes:
         """The agent's engine ID from its report to a probe with no engine ID, no user and no
-        varbinds (RFC 3414 4); its boots and time come with it."""
+        varbinds (RFC 3414 4); its boots and time come with it. Later requests use it."""
         answer = await self._send(b"", None, ber.GET, [])
         engine_id = answer.message.usm.engine_id
         if not engine_id:
@@ -235,6 +235,7 @@ class UsmTransport:
                 "protocol", f"agent {self.host}:{self.port} did not reveal its SNMPv3 engine ID"
             )
         self._learn(engine_id, answer.message.usm, force=True)
+        self._auth = self._auth.for_engine(engine_id)
         return engine_id
 
     async def get(self, oids: Sequence[Oidt]) -> list[VarBind]:
@@ -246,10 +247,9 @@ class UsmTransport:
     async def _request(
         self, pdu_type: int, oids: Sequence[Oidt], max_repetitions: int = 0
     ) -> list[VarBind]:
-        if self._auth.engine_id is None:
-            self._auth = self._auth.for_engine(await self.discover_engine_id())
         engine_id = self._auth.engine_id
-        assert engine_id is not None
+        if engine_id is None:
+            engine_id = await self.discover_engine_id()
         keys = local_keys(self._auth, engine_id)
         answer = await self._send(engine_id, keys, pdu_type, oids, max_repetitions)
         if _report(answer) == _NOT_IN_TIME_WINDOW and keys is not None:

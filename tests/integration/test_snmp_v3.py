@@ -44,7 +44,9 @@ COMMUNITY = "v3-test-ready"  # only to see that snmpd answers
 class Snmpd:
     """One net-snmp snmpd on loopback that a test may restart with the same persistent dir."""
 
-    def __init__(self, root: Path, users: list[User], engine_id: str | None) -> None:
+    def __init__(
+        self, root: Path, users: list[User], engine_id: str | None, *, keep_boots: bool = False
+    ) -> None:
         self.binary = require("snmpd")
         self.root = root
         self.peer = SnmpPeer(HOST, free_udp_port(), COMMUNITY)
@@ -65,13 +67,15 @@ class Snmpd:
         self.config.write_text("\n".join(lines) + "\n")
         self.persistent = root / "persist"
         self.persistent.mkdir()
+        # -C reads no persistent state, so boots start at 1 again; read it back to count them
+        self.configs = f"{self.config},{self.persistent / 'snmpd.conf'}" if keep_boots else ""
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.root / "snmpd.log"
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [self.binary, "-f", "-Lo", "-C", "-c", str(self.config),
+                [self.binary, "-f", "-Lo", "-C", "-c", self.configs or str(self.config),
                  f"--persistentDir={self.persistent}", "-p", str(self.root / "snmpd.pid")],
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -205,6 +209,34 @@ def test_recovers_by_itself_after_snmpd_restarts(tmp_path: Path, engine_id: str 
     assert isinstance(before, SnmpReading)
     assert isinstance(after[-1], SnmpReading), after
     assert [i.name for i in after[-1].interfaces] == [i.name for i in before.interfaces]
+
+
+def test_after_a_restart_with_the_same_engine_id_the_next_poll_resynchronises(
+    tmp_path: Path,
+) -> None:
+    """snmpd back with its engine ID and boots + 1 (the persistent dir): its notInTimeWindow
+    report carries the new boots and time, and the request goes again once, in that poll."""
+    daemon = Snmpd(tmp_path, [USERS[1]], "erozgar-v3-boots", keep_boots=True)
+    daemon.start()
+    config = parse_config(
+        {"site": {"id": "t"}, "snmp": [device(daemon.peer, **user_keys(USERS[1]))]}
+    )
+
+    async def main() -> tuple[SnmpReading, SnmpReading]:
+        sessions = SnmpSessions()
+        collector = snmp_collector(config.snmp[0], sessions)
+        try:
+            before = await collector.poll()
+            daemon.stop()
+            daemon.start()
+            return before, await collector.poll()
+        finally:
+            await sessions.close()
+            daemon.stop()
+
+    before, after = asyncio.run(main())
+    assert after.retries == 1  # the one request sent again with the new boots and time
+    assert [i.name for i in after.interfaces] == [i.name for i in before.interfaces]
 
 
 def test_same_user_name_with_different_keys_on_two_agents_do_not_clash(
