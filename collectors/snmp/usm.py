@@ -17,9 +17,13 @@ what v2c does plus an HMAC and an AES pass per datagram.
 
 What it does (RFC 3412 message, RFC 3414 USM):
 - keys: each passphrase hashed over 1 MB once per user (RFC 3414 A.2.1, cached in
-  UsmAuth.keys), localised once per engine ID (A.2.2); AES-192/256 extend the localised key
-  as net-snmp and Cisco do (draft-reeder-snmpv3-usm-3desede 2.1: the password-to-key steps
-  again, on the key so far), not as Blumenthal's draft does.
+  UsmAuth.keys), localised once per engine ID (A.2.2). When AES-192/256 need a longer key
+  than the auth hash gives (MD5 or SHA-1 auth), it is extended as Cisco does, and pysnmp and
+  snmpsim call AES-192/256 (draft-reeder-snmpv3-usm-3desede 2.1: the password-to-key steps
+  again, on the key so far), as the agent did over pysnmp. net-snmp's own AES-192/256 extend
+  by Blumenthal's draft instead (its Reeder variants are AES-192C/256C, not in Debian 12's
+  5.9.3): with MD5 or SHA-1 auth those two do not interoperate; with SHA-224 and up no
+  extension is needed and all agree.
 - auth: HMAC-MD5-96 and HMAC-SHA-96 (RFC 3414), HMAC-SHA-224/256/384/512 (RFC 7860);
   privacy: DES-CBC (RFC 3414 8.1), AES-128/192/256-CFB (RFC 3826).
 - timeliness: the agent's boots and time (EngineClocks, per host, port and engine ID) from

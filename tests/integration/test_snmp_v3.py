@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 
 User = tuple[str, str | None, str | None, str | None, str | None]
 # (user, auth protocol, auth password, priv protocol, priv password), spelt as both snmpd's
-# createUser and our config spell them (net-snmp's AES-192/256 use the Reeder key extension).
+# createUser and our config spell them. AES-192/256 with SHA-224 and up: no key extension,
+# where net-snmp (Blumenthal's) and the config (Reeder's, as Cisco) would differ (usm.py).
 USERS: list[User] = [
     ("md5des", "MD5", "authpass-md5", "DES", "privpass-des"),
     ("shaaes", "SHA", "authpass-sha", "AES", "privpass-aes"),
