@@ -98,6 +98,14 @@ class UsmAuth:
 SnmpAuth = CommunityAuth | UsmAuth
 
 
+class UnknownEngineId(PollError):
+    """The agent no longer knows the engine ID the request carried (it came back with a new
+    one, RFC 3414 3.2.3); the collector rediscovers it and reads again in the same poll."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("auth", message)
+
+
 class Transport(Protocol):
     """What SnmpClient needs from the wire; raises PollError on any failure."""
 

@@ -23,7 +23,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from collectors.readings import InterfaceNames, InterfaceSample, PollError, SnmpReading
-from collectors.snmp.client import CommunityAuth, SnmpAuth, SnmpClient, SnmpSessions, UsmAuth
+from collectors.snmp.client import (
+    CommunityAuth,
+    SnmpAuth,
+    SnmpClient,
+    SnmpSessions,
+    UnknownEngineId,
+    UsmAuth,
+)
 from collectors.snmp.profile import health_samples, select_profile
 from collectors.snmp.ups import detect_ups, read_ups
 from collectors.snmp.values import Counter64, Oid, Value
@@ -297,14 +304,16 @@ class SnmpCollector:
             return await self._read_once(sessions, known, pinned)
         except PollError as exc:
             error = exc
-        if error.reason == "timeout" and isinstance(self._auth, UsmAuth):
+        silent = error.reason == "timeout"
+        if (silent or isinstance(error, UnknownEngineId)) and isinstance(self._auth, UsmAuth):
             engine_id = self._engine_id
             self._engine_id = None
             if engine_id is not None and await self._rediscovered(sessions, engine_id):
                 # The agent came back with a new engine ID (a reset, or no persistent
-                # storage) and drops what is meant for the old one. Read again now.
+                # storage) and refuses, or drops, what is meant for the old one. Read again.
                 return await self._read_once(sessions, known, pinned)
-            error = await self._explain_silence(sessions) or error
+            if silent:
+                error = await self._explain_silence(sessions) or error
         if error.reason == "auth":
             self._engine_id = None
         raise error

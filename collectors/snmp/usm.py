@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from collectors.readings import PollError
 
 from . import ber
-from .client import UsmAuth
+from .client import UnknownEngineId, UsmAuth
 from .udp import UdpExchange
 from .values import Oidt, VarBind, format_oid
 
@@ -397,8 +397,10 @@ class UsmTransport:
             _DECRYPTION_ERROR: f"wrong priv key for SNMPv3 user {user!r} (decryption error): "
             "check priv_password and priv_protocol",
         }
-        message = messages.get(stat, f"the agent reports usmStats {stat}")
-        return PollError("auth", f"{self.host}:{self.port}: {message}")
+        message = f"{self.host}:{self.port}: " + messages.get(stat, f"usmStats {stat} reported")
+        if stat == _UNKNOWN_ENGINE_ID:
+            return UnknownEngineId(message)
+        return PollError("auth", message)
 
 
 def _report(answer: _Answer) -> int | None:

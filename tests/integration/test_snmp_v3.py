@@ -212,31 +212,41 @@ def test_recovers_by_itself_after_snmpd_restarts(tmp_path: Path, engine_id: str 
     assert [i.name for i in after[-1].interfaces] == [i.name for i in before.interfaces]
 
 
-def test_after_a_restart_with_the_same_engine_id_the_next_poll_resynchronises(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("engine_id", "resent"),
+    # boots + 1 (snmpd reads its persistent state back): the notInTimeWindow report carries
+    # the new boots and time, and the request goes once more; a new engine ID: its
+    # unknownEngineID report makes the collector rediscover it and read again
+    [("erozgar-v3-boots", 1), (None, 0)],
+    ids=["boots-moved", "new-engine-id"],
+)
+def test_the_first_poll_after_a_restart_reads_the_device(
+    tmp_path: Path, engine_id: str | None, resent: int
 ) -> None:
-    """snmpd back with its engine ID and boots + 1 (the persistent dir): its notInTimeWindow
-    report carries the new boots and time, and the request goes again once, in that poll."""
-    daemon = Snmpd(tmp_path, [USERS[1]], "erozgar-v3-boots", keep_boots=True)
+    daemon = Snmpd(tmp_path, [USERS[1]], engine_id, keep_boots=engine_id is not None)
     daemon.start()
     config = parse_config(
         {"site": {"id": "t"}, "snmp": [device(daemon.peer, **user_keys(USERS[1]))]}
     )
 
-    async def main() -> tuple[SnmpReading, SnmpReading]:
+    async def main() -> tuple[SnmpReading, SnmpReading | PollError]:
         sessions = SnmpSessions()
         collector = snmp_collector(config.snmp[0], sessions)
         try:
             before = await collector.poll()
             daemon.stop()
             daemon.start()
-            return before, await collector.poll()
+            try:
+                return before, await collector.poll()
+            except PollError as exc:
+                return before, exc
         finally:
             await sessions.close()
             daemon.stop()
 
     before, after = asyncio.run(main())
-    assert after.retries == 1  # the one request sent again with the new boots and time
+    assert isinstance(after, SnmpReading), after
+    assert after.retries == resent
     assert [i.name for i in after.interfaces] == [i.name for i in before.interfaces]
 
 
