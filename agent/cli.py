@@ -238,7 +238,7 @@ def parser() -> argparse.ArgumentParser:
     discover.add_argument(
         "--v3-priv-protocol",
         default="AES",
-        choices=["none", "DES", "AES", "AES-128", "AES-192", "AES-256"],
+        choices=["none", "DES", "AES", "AES-128", "AES-192", "AES-256", "AES-192C", "AES-256C"],
     )
     discover.add_argument("--snmp-port", type=int, default=161, metavar="PORT")
     discover.add_argument("--modbus-port", type=int, default=502, metavar="PORT")

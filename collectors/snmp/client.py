@@ -48,7 +48,13 @@ class CommunityAuth:
 
 
 AUTH_PROTOCOLS = ("MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
-PRIV_PROTOCOLS = ("DES", "AES", "AES-128", "AES-192", "AES-256")
+# AES-192/256: a key too short is extended by Blumenthal's draft (net-snmp, gosnmp); the C
+# variants by Reeder's, as Cisco does (usm.py). The peers' own names.
+PRIV_PROTOCOLS = ("DES", "AES", "AES-128", "AES-192", "AES-256", "AES-192C", "AES-256C")
+# the localised key: as long as the auth hash's digest; each cipher's key (DES: key + pre-IV)
+KEY_LENGTH = {"MD5": 16, "SHA": 20, "SHA-224": 28, "SHA-256": 32, "SHA-384": 48, "SHA-512": 64}
+PRIV_KEY_LENGTH = {"DES": 16, "AES": 16, "AES-128": 16, "AES-192": 24, "AES-256": 32,
+                   "AES-192C": 24, "AES-256C": 32}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,20 @@ class UsmAuth:
         if self.auth_protocol is None:
             return "noAuthNoPriv"
         return "authNoPriv" if self.priv_protocol is None else "authPriv"
+
+    def priv_key_hint(self) -> str:
+        """What to try when the priv key does not work although the password may be right:
+        the other AES-192/256 key extension, when this user's auth hash is too short for the
+        cipher's key (MD5 or SHA-1; SHA-224 for AES-256) so that one was used."""
+        priv, auth = self.priv_protocol, self.auth_protocol
+        if priv is None or auth is None or not priv.startswith(("AES-192", "AES-256")):
+            return ""
+        if KEY_LENGTH[auth] >= PRIV_KEY_LENGTH[priv]:
+            return ""
+        plain = priv.removesuffix("C")
+        if priv.endswith("C"):
+            return f" (or the device extends {plain} keys as net-snmp does: try {plain})"
+        return f" (or the device extends {plain} keys the Cisco way: try {plain}C)"
 
     def for_engine(self, engine_id: bytes | None) -> UsmAuth:
         """The same credentials bound to one agent's engine ID (master keys are shared)."""

@@ -374,7 +374,7 @@ class SnmpCollector:
             "auth",
             f"{self.host}:{self.port}: wrong priv key for SNMPv3 user {auth.user!r} (decryption "
             "error: the agent answers signed requests but drops encrypted ones): check "
-            "priv_password and priv_protocol",
+            f"priv_password and priv_protocol{auth.priv_key_hint()}",
         )
 
     async def _read(

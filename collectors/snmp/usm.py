@@ -19,12 +19,12 @@ socket flow (udp.py) and BER (ber.py) that the v2c path already has.
 What it does (RFC 3412 message, RFC 3414 USM):
 - keys: each passphrase hashed over 1 MB once per user (RFC 3414 A.2.1, cached in
   UsmAuth.keys), localised once per engine ID (A.2.2). When AES-192/256 need a longer key
-  than the auth hash gives (MD5 or SHA-1 auth), it is extended as Cisco does, and pysnmp and
-  snmpsim call AES-192/256 (draft-reeder-snmpv3-usm-3desede 2.1: the password-to-key steps
-  again, on the key so far), as the agent did over pysnmp. net-snmp's own AES-192/256 extend
-  by Blumenthal's draft instead (its Reeder variants are AES-192C/256C, not in Debian 12's
-  5.9.3): with MD5 or SHA-1 auth those two do not interoperate; with SHA-224 and up no
-  extension is needed and all agree.
+  than the auth hash gives (MD5 or SHA-1 auth; SHA-224 for AES-256), two incompatible
+  extensions exist, named as the peers name them: AES-192/256 by draft-blumenthal-aes-usm-04
+  3.1.2.1 (Kul || H(Kul), repeated: net-snmp's AES-192/256 and gosnmp's AES192/256, so
+  snmp_exporter's), AES-192C/256C by draft-reeder-snmpv3-usm-3desede 2.1 (the password-to-key
+  steps again, on the key so far: Cisco, net-snmp's AES-192-C, gosnmp's AES192C, and what
+  pysnmp and snmpsim call AES192/256). With a long enough hash both give the same key.
 - auth: HMAC-MD5-96 and HMAC-SHA-96 (RFC 3414), HMAC-SHA-224/256/384/512 (RFC 7860);
   privacy: DES-CBC (RFC 3414 8.1), AES-128/192/256-CFB (RFC 3826).
 - timeliness: the agent's boots and time (EngineClocks, per host, port and engine ID) from
@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from collectors.readings import PollError
 
 from . import ber
-from .client import UnknownEngineId, UsmAuth
+from .client import PRIV_KEY_LENGTH, UnknownEngineId, UsmAuth
 from .udp import UdpExchange
 from .values import Oidt, VarBind, format_oid
 
@@ -69,9 +69,6 @@ _AUTH: dict[str, tuple[str, type[hashes.HashAlgorithm], int]] = {
     "SHA-384": ("sha384", hashes.SHA384, 32),
     "SHA-512": ("sha512", hashes.SHA512, 48),
 }
-# priv protocol -> localised key length needed (DES: 8 key bytes, then 8 of pre-IV)
-_PRIV_KEY_LENGTH = {"DES": 16, "AES": 16, "AES-128": 16, "AES-192": 24, "AES-256": 32}
-
 MAX_MESSAGE_SIZE = 65507  # msgMaxSize: the largest UDP payload over IPv4
 _USM_STATS = (1, 3, 6, 1, 6, 3, 15, 1, 1)  # usmStats*, RFC 3414 5
 _UNSUPPORTED_LEVEL, _NOT_IN_TIME_WINDOW, _UNKNOWN_USER, _UNKNOWN_ENGINE_ID = 1, 2, 3, 4
@@ -97,11 +94,15 @@ def localize_key(master: bytes, engine_id: bytes, auth_protocol: str) -> bytes:
 def localize_priv_key(
     master: bytes, engine_id: bytes, auth_protocol: str, priv_protocol: str
 ) -> bytes:
-    """The localised privacy key, extended for AES-192/256 as draft-reeder 2.1 does."""
-    needed = _PRIV_KEY_LENGTH[priv_protocol]
+    """The localised privacy key, extended when the cipher needs more than the hash gives:
+    AES-192C/256C by draft-reeder 2.1, AES-192/256 by draft-blumenthal 3.1.2.1."""
+    needed = PRIV_KEY_LENGTH[priv_protocol]
     key = localize_key(master, engine_id, auth_protocol)
     while len(key) < needed:
-        key += localize_key(password_to_key(key, auth_protocol), engine_id, auth_protocol)
+        if priv_protocol.endswith("C"):
+            key += localize_key(password_to_key(key, auth_protocol), engine_id, auth_protocol)
+        else:
+            key += hashlib.new(_AUTH[auth_protocol][0], key).digest()
     return key[:needed]
 
 
@@ -395,7 +396,7 @@ class UsmTransport:
             _WRONG_DIGEST: f"wrong auth key for SNMPv3 user {user!r} (wrong digest): check "
             "auth_password and auth_protocol",
             _DECRYPTION_ERROR: f"wrong priv key for SNMPv3 user {user!r} (decryption error): "
-            "check priv_password and priv_protocol",
+            f"check priv_password and priv_protocol{self._auth.priv_key_hint()}",
         }
         message = f"{self.host}:{self.port}: " + messages.get(stat, f"usmStats {stat} reported")
         if stat == _UNKNOWN_ENGINE_ID:
