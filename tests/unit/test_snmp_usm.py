@@ -2,8 +2,9 @@
 test vectors, pysnmp's independent key code, and messages net-snmp produced.
 
 tests/fixtures/snmpv3/netsnmp_authpriv.json: net-snmp 5.9.3's snmpget and snmpd exchanging an
-authPriv GET of sysName.0 for five users (MD5/DES, SHA/AES, SHA-224/AES-192, SHA-256/AES,
-SHA-512/AES-256); how it was captured is in the file.
+authPriv GET of sysName.0 for ten users (MD5/DES, SHA/AES, SHA-224/AES-192, SHA-256/AES,
+SHA-512/AES-256, and the key extensions: MD5/AES-192, SHA/AES-256, SHA-224/AES-256 by
+Blumenthal's draft, MD5/AES-192C, SHA/AES-256C by Reeder's); how it was captured is in the file.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pyasn1.type.univ import OctetString
@@ -65,26 +65,64 @@ def test_sha2_keys_agree_with_pysnmp(protocol: str) -> None:
     assert ours == bytes(theirs)
 
 
+PYSNMP_AUTH = {"MD5": engine_config.USM_AUTH_HMAC96_MD5,
+               "SHA": engine_config.USM_AUTH_HMAC96_SHA,
+               "SHA-224": engine_config.USM_AUTH_HMAC128_SHA224,
+               "SHA-256": engine_config.USM_AUTH_HMAC192_SHA256}  # fmt: skip
+# our names -> pysnmp's: its AES-192/256 are Reeder's (our C variants), *_BLUMENTHAL ours
+PYSNMP_PRIV = {"AES-192C": engine_config.USM_PRIV_CFB192_AES,
+               "AES-256C": engine_config.USM_PRIV_CFB256_AES,
+               "AES-192": engine_config.USM_PRIV_CFB192_AES_BLUMENTHAL,
+               "AES-256": engine_config.USM_PRIV_CFB256_AES_BLUMENTHAL}  # fmt: skip
+EXTENDED = [("MD5", "AES-192"), ("MD5", "AES-256"), ("SHA", "AES-192"), ("SHA", "AES-256"),
+            ("SHA-224", "AES-256")]  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", ["", "C"], ids=["blumenthal", "reeder"])
 @pytest.mark.parametrize(
-    ("auth", "priv", "service"),
+    ("auth", "priv"), [*EXTENDED, ("SHA-224", "AES-192"), ("SHA-256", "AES-256")]
+)
+def test_aes_key_extensions_agree_with_pysnmp(auth: str, priv: str, variant: str) -> None:
+    """AES-192/256 keys longer than the hash: AES-192/256 extended as draft-blumenthal 3.1.2.1
+    (net-snmp, gosnmp), AES-192C/256C as draft-reeder 2.1 (Cisco); pysnmp has both."""
+    priv += variant
+    privacy = engine_config.PRIV_SERVICES[PYSNMP_PRIV[priv]]
+    master = privacy.hash_passphrase(PYSNMP_AUTH[auth], b"privpass-extend")
+    theirs = privacy.localize_key(PYSNMP_AUTH[auth], master, OctetString(RFC_ENGINE_ID))
+    ours = localize_priv_key(password_to_key(b"privpass-extend", auth), RFC_ENGINE_ID, auth, priv)
+    assert ours == bytes(theirs)
+    assert len(ours) == {"AES-192": 24, "AES-256": 32}[priv.removesuffix("C")]
+
+
+@pytest.mark.parametrize(("auth", "priv"), EXTENDED)
+def test_the_two_extensions_differ_only_where_the_hash_is_too_short(auth: str, priv: str) -> None:
+    master = password_to_key(b"privpass-extend", auth)
+    blumenthal = localize_priv_key(master, RFC_ENGINE_ID, auth, priv)
+    reeder = localize_priv_key(master, RFC_ENGINE_ID, auth, priv + "C")
+    short = len(localize_key(master, RFC_ENGINE_ID, auth))
+    assert blumenthal[:short] == reeder[:short]
+    assert blumenthal[short:] != reeder[short:]
+    sha256 = password_to_key(b"privpass-extend", "SHA-256")  # 32 bytes: nothing to extend
+    long_enough = localize_priv_key(sha256, RFC_ENGINE_ID, "SHA-256", priv)
+    assert long_enough == localize_priv_key(sha256, RFC_ENGINE_ID, "SHA-256", priv + "C")
+
+
+@pytest.mark.parametrize(
+    ("auth", "priv", "hint"),
     [
-        ("MD5", "AES-192", engine_config.USM_PRIV_CFB192_AES),
-        ("MD5", "AES-256", engine_config.USM_PRIV_CFB256_AES),
-        ("SHA", "AES-256", engine_config.USM_PRIV_CFB256_AES),
-        ("SHA-224", "AES-192", engine_config.USM_PRIV_CFB192_AES),
+        ("SHA", "AES-256", " (or the device extends AES-256 keys the Cisco way: try AES-256C)"),
+        ("MD5", "AES-192C", " (or the device extends AES-192 keys as net-snmp does: try AES-192)"),
+        ("SHA-224", "AES-256", " (or the device extends AES-256 keys the Cisco way: try AES-256C)"),
+        ("SHA-224", "AES-192", ""),  # 28 bytes of hash: no extension, both agree
+        ("SHA-256", "AES-256C", ""),
+        ("SHA", "AES", ""),
+        ("MD5", "DES", ""),
     ],
 )
-def test_reeder_key_extension_agrees_with_pysnmp(auth: str, priv: str, service: Any) -> None:
-    """AES-192/256 keys longer than the hash: extended as draft-reeder 2.1 (net-snmp, Cisco)."""
-    auth_service = {"MD5": engine_config.USM_AUTH_HMAC96_MD5,
-                    "SHA": engine_config.USM_AUTH_HMAC96_SHA,
-                    "SHA-224": engine_config.USM_AUTH_HMAC128_SHA224}[auth]  # fmt: skip
-    privacy = engine_config.PRIV_SERVICES[service]
-    master = privacy.hash_passphrase(auth_service, b"privpass-reeder")
-    theirs = privacy.localize_key(auth_service, master, OctetString(RFC_ENGINE_ID))
-    ours = localize_priv_key(password_to_key(b"privpass-reeder", auth), RFC_ENGINE_ID, auth, priv)
-    assert ours == bytes(theirs)
-    assert len(ours) == {"AES-192": 24, "AES-256": 32}[priv]
+def test_a_priv_key_failure_suggests_the_other_extension_only_where_one_was_used(
+    auth: str, priv: str, hint: str
+) -> None:
+    assert UsmAuth("u", auth, "authpass-u", priv, "privpass-u").priv_key_hint() == hint
 
 
 HMAC_LENGTH = {"MD5": 12, "SHA": 12, "SHA-224": 16, "SHA-256": 24, "SHA-384": 32, "SHA-512": 48}
