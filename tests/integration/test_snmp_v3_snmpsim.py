@@ -1,7 +1,7 @@
 """SNMPv3 against snmpsim (pysnmp's agent side, a second USM implementation beside net-snmp):
-every auth and priv protocol pair it offers that the agent's config accepts, read from the
-cisco-c3560 recording as the v3 context, must give the same interfaces as v2c; wrong
-credentials are named from snmpsim's reports."""
+every auth and priv protocol pair it offers that the agent's config accepts (both AES-192/256
+key extensions), read from the cisco-c3560 recording as the v3 context, must give the same
+interfaces as v2c; wrong credentials are named from snmpsim's reports."""
 
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ pytestmark = pytest.mark.integration
 
 RECORDING = "network/switch/cisco-c3560"
 CONTEXT = "cisco-c3560"
-# our config's names -> snmpsim's (AES192/AES256: the Reeder key extension, as net-snmp's;
-# snmpsim's AES192BLMT/AES256BLMT and 3DES have no counterpart in the config)
+# our config's names -> snmpsim's: its AES192/AES256 extend a short key by Reeder's draft
+# (the config's AES-192C/256C, Cisco's), its AES192BLMT/AES256BLMT by Blumenthal's (the
+# config's AES-192/256, net-snmp's); its 3DES has no counterpart in the config
 AUTH = {"MD5": "MD5", "SHA": "SHA", "SHA-224": "SHA224", "SHA-256": "SHA256",
         "SHA-384": "SHA384", "SHA-512": "SHA512"}  # fmt: skip
-PRIV = {"DES": "DES", "AES": "AES", "AES-192": "AES192", "AES-256": "AES256"}
+PRIV = {"DES": "DES", "AES": "AES", "AES-192": "AES192BLMT", "AES-256": "AES256BLMT",
+        "AES-192C": "AES192", "AES-256C": "AES256"}  # fmt: skip
 Pair = tuple[str | None, str | None]
 PAIRS: list[Pair] = [
     *itertools.product(AUTH, PRIV),
