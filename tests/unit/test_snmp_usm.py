@@ -20,7 +20,7 @@ from pysnmp.proto.secmod.rfc3414 import localkey
 
 from collectors.readings import PollError
 from collectors.snmp import ber
-from collectors.snmp.client import UsmAuth
+from collectors.snmp.client import AUTH_PROTOCOLS, KEY_LENGTH, UsmAuth
 from collectors.snmp.usm import (
     LocalKeys,
     local_keys,
@@ -92,6 +92,10 @@ def test_aes_key_extensions_agree_with_pysnmp(auth: str, priv: str, variant: str
     ours = localize_priv_key(password_to_key(b"privpass-extend", auth), RFC_ENGINE_ID, auth, priv)
     assert ours == bytes(theirs)
     assert len(ours) == {"AES-192": 24, "AES-256": 32}[priv.removesuffix("C")]
+
+
+def test_the_key_lengths_the_hint_relies_on_are_the_hashes_digest_sizes() -> None:
+    assert {p: len(localize_key(b"k", b"e", p)) for p in AUTH_PROTOCOLS} == KEY_LENGTH
 
 
 @pytest.mark.parametrize(("auth", "priv"), EXTENDED)
