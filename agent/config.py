@@ -164,7 +164,9 @@ class PortSelection(_Strict):
 
 
 SnmpAuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
-SnmpPrivProtocol = Literal["DES", "AES", "AES-128", "AES-192", "AES-256"]
+# AES-192/256: Blumenthal's key extension (net-snmp, snmp_exporter); AES-192C/256C: Reeder's
+# (Cisco). They differ only with MD5 or SHA-1 auth (SHA-224 with AES-256): usm.py.
+SnmpPrivProtocol = Literal["DES", "AES", "AES-128", "AES-192", "AES-256", "AES-192C", "AES-256C"]
 
 
 class SnmpDevice(DeviceSettings):

@@ -153,8 +153,8 @@ _V3_HINTS = (
      "(names are case-sensitive)"),
     ("wrong auth key", "the auth password or auth protocol (SHA, SHA-256, ...) differs from the "
      "device's: enter the same on both sides"),
-    ("wrong priv key", "the privacy password or protocol (AES, AES-256, DES) differs from the "
-     "device's: enter the same on both sides"),
+    ("wrong priv key", "the privacy password or protocol (AES, AES-256, AES-256C, DES) differs "
+     "from the device's: enter the same on both sides"),
     ("time window", "the device's SNMP engine time is out of step: check its clock and NTP, or "
      "restart its SNMP service"),
     ("security level", "the device's user needs a different security level: give (or drop) "

@@ -8,10 +8,12 @@
     client.requests, client.varbinds                 -> 2, 3
     client.close(); await sessions.close()
 
-SNMPv1/v2c go through community.py (our BER codec, ber.py: pyasn1 decoding was two thirds of
-the agent's CPU); SNMPv3 through pysnmp (v3.py), imported and started at the first v3 device.
+SNMPv1/v2c go through community.py, SNMPv3 through usm.py (our own USM, imported at the first
+v3 device), both over our BER codec (ber.py: pyasn1 decoding was two thirds of the agent's CPU)
+and one UDP socket per poll (udp.py).
 SNMPv3: `UsmAuth(user, "SHA-256", auth_password, "AES", priv_password)`; the collector first
-asks `discover_engine_id()` and then binds the credentials to that engine (`for_engine`).
+asks `discover_engine_id()`, which binds the client to that engine, and later polls bind new
+clients to it (`for_engine`).
 Auth failures are PollError("auth", ...) naming unknown user, wrong digest, decryption error
 or time window. Values are plain Python (values.py).
 """
@@ -30,7 +32,7 @@ from .community import CommunityTransport
 from .values import EndOfMibView, Oidt, Value, VarBind, format_oid, parse_oid
 
 if TYPE_CHECKING:
-    from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+    from .usm import EngineClocks
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +48,24 @@ class CommunityAuth:
 
 
 AUTH_PROTOCOLS = ("MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
-PRIV_PROTOCOLS = ("DES", "AES", "AES-128", "AES-192", "AES-256")
+# AES-192/256: a key too short is extended by Blumenthal's draft (net-snmp, gosnmp); the C
+# variants by Reeder's, as Cisco does (usm.py). The peers' own names.
+PRIV_PROTOCOLS = ("DES", "AES", "AES-128", "AES-192", "AES-256", "AES-192C", "AES-256C")
+# the localised key: as long as the auth hash's digest; each cipher's key (DES: key + pre-IV)
+KEY_LENGTH = {"MD5": 16, "SHA": 20, "SHA-224": 28, "SHA-256": 32, "SHA-384": 48, "SHA-512": 64}
+PRIV_KEY_LENGTH = {"DES": 16, "AES": 16, "AES-128": 16, "AES-192": 24, "AES-256": 32,
+                   "AES-192C": 24, "AES-256C": 32}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class UsmAuth:
     """SNMPv3 USM credentials; no auth protocol = noAuthNoPriv, no priv protocol = authNoPriv.
 
-    pysnmp's USM table holds one row per (engine ID, user name), so the user is installed for
-    the agent's own engine ID (`for_engine`), learnt by `discover_engine_id`: two devices with
-    the same user name but different keys then never share, or overwrite, a row. `keys` holds
-    the master keys once v3.py has hashed the passphrases, shared by every `for_engine` copy.
+    Keys are localised to the agent's own engine ID (`for_engine`), learnt by
+    `discover_engine_id`, and each device has its own UsmAuth: two devices with the same user
+    name but different keys never share a key. `keys`, shared by every `for_engine` copy,
+    caches what usm.py derives: under None the master keys (the passphrases hashed once), under
+    each engine ID the keys localised to it.
     """
 
     user: str
@@ -69,7 +78,7 @@ class UsmAuth:
     version: ClassVar[str] = "3"
     # v3 agents answer a wrong user or key with a report, so silence means the path is wrong.
     silence_hint: ClassVar[str] = "check address, port and the device's SNMP ACL"
-    keys: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    keys: dict[bytes | None, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.auth_protocol is None and self.priv_protocol is not None:
@@ -87,12 +96,34 @@ class UsmAuth:
             return "noAuthNoPriv"
         return "authNoPriv" if self.priv_protocol is None else "authPriv"
 
+    def priv_key_hint(self) -> str:
+        """What to try when the priv key does not work although the password may be right:
+        the other AES-192/256 key extension, when this user's auth hash is too short for the
+        cipher's key (MD5 or SHA-1; SHA-224 for AES-256) so that one was used."""
+        priv, auth = self.priv_protocol, self.auth_protocol
+        if priv is None or auth is None or not priv.startswith(("AES-192", "AES-256")):
+            return ""
+        if KEY_LENGTH[auth] >= PRIV_KEY_LENGTH[priv]:
+            return ""
+        plain = priv.removesuffix("C")
+        if priv.endswith("C"):
+            return f" (or the device extends {plain} keys as net-snmp does: try {plain})"
+        return f" (or the device extends {plain} keys the Cisco way: try {plain}C)"
+
     def for_engine(self, engine_id: bytes | None) -> UsmAuth:
         """The same credentials bound to one agent's engine ID (master keys are shared)."""
         return replace(self, engine_id=engine_id, keys=self.keys)
 
 
 SnmpAuth = CommunityAuth | UsmAuth
+
+
+class UnknownEngineId(PollError):
+    """The agent no longer knows the engine ID the request carried (it came back with a new
+    one, RFC 3414 3.2.3); the collector rediscovers it and reads again in the same poll."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("auth", message)
 
 
 class Transport(Protocol):
@@ -110,12 +141,12 @@ class Transport(Protocol):
 
 
 class SnmpSessions:
-    """Opens clients to agents. Community devices each get their own UDP socket per poll;
-    v3 devices share one pysnmp engine, built at the first (an engine costs ~0.09 CPU-s of
-    MIB set-up), so an agent with no v3 device never imports pysnmp."""
+    """Opens clients to agents, each with its own UDP socket for one poll. What outlives a
+    poll is the SNMPv3 agents' boots and time (usm.EngineClocks), kept here for all devices;
+    usm.py is imported at the first v3 device, so an agent with none never loads it."""
 
     def __init__(self) -> None:
-        self._engine: SnmpEngine | None = None
+        self._clocks: EngineClocks = {}
 
     async def client(
         self, host: str, port: int, auth: SnmpAuth, *, timeout: float = 2.0, retries: int = 1
@@ -127,22 +158,15 @@ class SnmpSessions:
                     timeout=timeout, retries=retries, silence_hint=auth.silence_hint,
                 )
             )  # fmt: skip
-        from . import v3
+        from .usm import UsmTransport
 
-        if self._engine is None:
-            self._engine = v3.SnmpEngine()
-        transport = await v3.PysnmpTransport.create(
-            host, port, auth, timeout=timeout, retries=retries, engine=self._engine
+        return SnmpClient(
+            UsmTransport(host, port, auth, timeout=timeout, retries=retries, clocks=self._clocks)
         )
-        return SnmpClient(transport)
 
     async def close(self) -> None:
-        """Close the v3 engine, if one was built (the agent stopping)."""
-        if self._engine is not None:
-            from . import v3
-
-            await v3.close_engine(self._engine)
-            self._engine = None
+        """Forget the agents' clocks (the agent stopping); sockets close with each poll."""
+        self._clocks.clear()
 
 
 class SnmpClient:

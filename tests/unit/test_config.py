@@ -153,8 +153,12 @@ def test_snmp_v3_keys_are_checked_one_line_each_without_secrets():
         'config: snmp[0].user: only for version "3"'
     ]
     assert snmp_problems() == ["config: snmp[0].community: required key is missing for version 2c"]
-    bad = snmp_problems(**{**v3, "priv_protocol": "AES-512"})
-    assert len(bad) == 1 and bad[0].startswith("config: snmp[0].priv_protocol:")
+    for priv in ("AES-192", "AES-256", "AES-192C", "AES-256C"):  # both key extensions
+        assert snmp_problems(**{**v3, "priv_protocol": priv}) == []
+    assert snmp_problems(**{**v3, "priv_protocol": "AES-512"}) == [
+        "config: snmp[0].priv_protocol: Input should be 'DES', 'AES', 'AES-128', 'AES-192', "
+        "'AES-256', 'AES-192C' or 'AES-256C'"
+    ]
 
 
 def test_port_selection_and_name_cache_keys():
