@@ -15,11 +15,17 @@ VMAGENT = Path(__file__).resolve().parents[1] / "deploy" / "vmagent"
 Series = tuple[str, frozenset[tuple[str, str]]]
 
 
-def jobs(shipped: str = "scrape.yml") -> dict[str, list[dict]]:
-    """job name -> its metric_relabel_configs, from deploy/vmagent/`shipped`."""
+DETAIL = "erozgar-agent-detail"  # its targets come from the centre only on demand
+
+
+def jobs(shipped: str = "scrape.yml", detail: bool = False) -> dict[str, list[dict]]:
+    """job name -> its metric_relabel_configs, from deploy/vmagent/`shipped`: the lean set's
+    jobs, and the detail-on-demand job too if `detail`."""
     config = yaml.safe_load((VMAGENT / shipped).read_text())
     return {
-        job["job_name"]: job.get("metric_relabel_configs", []) for job in config["scrape_configs"]
+        job["job_name"]: job.get("metric_relabel_configs", [])
+        for job in config["scrape_configs"]
+        if detail or job["job_name"] != DETAIL
     }
 
 
@@ -36,9 +42,11 @@ def kept(rules: list[dict], name: str, labels: Mapping[str, str]) -> bool:
     return True
 
 
-def shipped(series: Iterable[Series], shipped: str = "scrape.yml") -> dict[str, set[Series]]:
+def shipped(
+    series: Iterable[Series], shipped: str = "scrape.yml", detail: bool = False
+) -> dict[str, set[Series]]:
     """job name -> the series of one scrape of the agent that job ships."""
-    config = jobs(shipped)
     return {
-        job: {s for s in series if kept(rules, s[0], dict(s[1]))} for job, rules in config.items()
+        job: {s for s in series if kept(rules, s[0], dict(s[1]))}
+        for job, rules in jobs(shipped, detail).items()
     }
