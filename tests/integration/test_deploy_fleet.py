@@ -66,10 +66,13 @@ def loop() -> Iterator[LoopThread]:
 
 
 def small_site(loop: LoopThread, ups: SimulatedUps) -> list[dict[str, Any]]:
-    """A router and a UPS, polled every second (shortened; shipped UPS default: 5 s)."""
+    """A router (its WAN port and one access port) and a UPS, polled every second (shortened;
+    shipped UPS default: 5 s)."""
     poll = 5 if SHIPPED else 1
     router = SimulatedRouter(
-        "core-router", [SimInterface("ether1", 1e9, 40e6, 8e6)], community="fleet-test"
+        "core-router",
+        [SimInterface("ether1", 1e9, 40e6, 8e6), SimInterface("ether2", 1e9, 2e6, 1e6)],
+        community="fleet-test",
     )
     router_port = loop.run(router.start("127.0.0.1", 0))[1]
     ups_port = loop.run(ups.start("127.0.0.1", 0))[1]
