@@ -50,7 +50,7 @@ from .deploy_stack import (
 )
 from .test_agent_process import LoopThread
 
-# Shortened for the tests (shipped: 10 s fast job, 60 s slow job, vmalert every 10 s).
+# Shortened for the tests (shipped: 10 s fast job, 120 s slow job, vmalert every 10 s).
 FAST_S, SLOW_S = 1.0, 2.0
 SERIES_BUDGET = 1500  # series a typical centre may ship (issue 13)
 OUTAGE_S = float(os.environ.get("EROZGAR_OUTAGE_SECONDS", "20"))
@@ -407,10 +407,10 @@ def test_series_budget_of_a_typical_site(loop: LoopThread, tmp_path: Path) -> No
     assert len(exposed) > 5000  # the detail stays on the site
     per_sample = sent / rows
     slow_n = stored_n - fast_n
-    per_day = per_sample * (fast_n * 86400 / 10 + slow_n * 86400 / 60)
+    per_day = per_sample * (fast_n * 86400 / 10 + slow_n * 86400 / 120)
     print(
         f"typical site: {len(exposed)} series on the site; {stored_n} shipped ({fast_n} every "
-        f"10 s, {slow_n} every 60 s as shipped; {stored_n - len(ours)} of them vmagent's own); "
+        f"10 s, {slow_n} every 120 s as shipped; {stored_n - len(ours)} of them vmagent's own); "
         f"{per_sample:.2f} bytes per sample measured over {rows:.0f} samples; "
         f"{per_day / 1e6:.1f} MB per day at shipped intervals"
     )
