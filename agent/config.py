@@ -161,6 +161,8 @@ class PortSelection(_Strict):
     # GET only the ports listed under interfaces: (by cached ifIndex) instead of walking the
     # whole table: cheapest for a big switch of which two uplinks matter.
     pinned: bool = False
+    # LAGs and the few fastest ports are uplinks unless listed (agent/checks/ports.py)
+    auto_uplinks: bool = True
 
 
 SnmpAuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from collectors.readings import PollError, SnmpReading, UpsReading
 
+from .checks.access import AccessCheck
 from .checks.bandwidth import BandwidthCheck
 from .checks.battery import BatteryMonitor
 from .checks.power import PowerCheck, UpsStatus
@@ -46,7 +47,10 @@ class RouterJudge:
     """Turns SNMP readings into router status, keeping the counter state between polls."""
 
     def __init__(self, device: SnmpDevice, ups: UpsJudge | None = None) -> None:
-        self.bandwidth = BandwidthCheck(device.name, {i.name: i for i in device.interfaces})
+        self.bandwidth = BandwidthCheck(
+            device.name, {i.name: i for i in device.interfaces}, device.ports.auto_uplinks
+        )
+        self.access = AccessCheck(device.name)
         self.wan = WanCheck(device.name)
         # A UPS network card (reading.ups set) is judged like any UPS, beside its ports.
         self.ups = ups or UpsJudge(device.name)
@@ -69,6 +73,7 @@ class RouterJudge:
             profile=reading.profile,
             counter_rejections=tuple(sorted(self.bandwidth.rejected.items())),
             ups=self.ups.judge(reading.ups, state) if reading.ups is not None else None,
+            access=self.access.update(reading.interfaces, interfaces),
         )
 
     def flush(self) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from collectors.readings import HealthSample, HostReading
 
+from .checks.access import AccessSummary
 from .checks.bandwidth import InterfaceStatus
 from .checks.battery import BatteryReport
 from .checks.genset import GensetStatus
@@ -42,6 +43,7 @@ class RouterStatus:
     profile: str = ""  # SNMP device profile used
     counter_rejections: tuple[tuple[str, int], ...] = ()  # (reason, deltas refused so far)
     ups: UpsStatus | None = None  # a UPS network card's power status (collectors/snmp/ups.py)
+    access: AccessSummary | None = None  # its physical access ports summed (checks/access.py)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.checks.access import AccessSummary
 from agent.checks.bandwidth import InterfaceStatus
 from agent.state import RouterStatus
 
@@ -49,6 +50,41 @@ def router_families(out: Families, device: str, status: RouterStatus) -> None:
         rejections.add_metric([device, reason], count)
     for interface in status.interfaces:
         interface_families(out, device, interface)
+    if status.access is not None:
+        access_families(out, device, status.access)
+
+
+def access_families(out: Families, device: str, summary: AccessSummary) -> None:
+    """The device's physical access ports summed up (agent/checks/access.py): what is shipped
+    centrally instead of their per-port series."""
+    out.gauge(
+        "access_ports", "Physical access ports the device has" + POLLED, ["device"]
+    ).add_metric([device], summary.ports)
+    out.gauge(
+        "access_ports_up",
+        "Access ports operationally up: workstations (or other hosts) connected" + POLLED,
+        ["device"],
+    ).add_metric([device], summary.ports_up)
+    for direction, done in (("receive", "received"), ("transmit", "transmitted")):
+        out.counter(
+            f"access_{direction}_bytes_total",
+            f"Bytes {done} by all access ports: the sum of each port's accepted deltas.",
+            ["device"],
+        ).add_metric([device], summary.totals[f"{direction}_bytes"])
+    for what, doc in (("errors", "with errors"), ("discards", "discarded")):
+        family = out.counter(
+            f"access_{what}_total",
+            f"Packets {doc} on all access ports: the sum of each port's deltas.",
+            ["device", "direction"],
+        )
+        for direction in ("receive", "transmit"):
+            family.add_metric([device, direction], summary.totals[f"{direction}_{what}"])
+    for port in summary.busiest:
+        out.gauge(
+            "access_busiest_port_bytes_per_second",
+            "Receive plus transmit rate of the device's busiest access ports (at most 3).",
+            ["device", "interface"],
+        ).add_metric([device, port.name], port.bytes_per_second)
 
 
 # metric -> (family name, help, label name for per-part rows)

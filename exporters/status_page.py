@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.checks.link_quality import LinkStatus
 from agent.kinds import KINDS
-from agent.state import AgentState
+from agent.state import AgentState, RouterStatus
 
 REFRESH_SECONDS = 5
 
@@ -114,10 +114,18 @@ def status_document(state: AgentState, now: float | None = None) -> dict[str, An
                 "last_success_age_seconds": (
                     None if d.last_success is None else max(0.0, now - d.last_success)
                 ),
+                # a switch's access ports: how many workstations are connected (while it answers)
+                "access_ports": _access(KINDS[d.kind].router(d.status) if d.up else None),
             }
             for d in state.devices.values()
         ],
     }
+
+
+def _access(status: RouterStatus | None) -> dict[str, int] | None:
+    if status is None or status.access is None:
+        return None
+    return {"up": status.access.ports_up, "present": status.access.ports}
 
 
 # --- HTML -----------------------------------------------------------------------------------
@@ -307,10 +315,12 @@ def _device_row(device: dict[str, Any]) -> str:
         if device["up"] is False and device["message"]
         else ""
     )
+    access = device["access_ports"]
+    ports = f" · {access['up']} of {access['present']} access ports up" if access else ""
     return (
         f'<li><div class="head"><b>{_e(device["name"])}</b>{state}</div>'
         f'<div class="muted">{_e(device["kind"])} · last answer '
-        f"{_e(ago(device['last_success_age_seconds']))}</div>{detail}</li>"
+        f"{_e(ago(device['last_success_age_seconds']))}{ports}</div>{detail}</li>"
     )
 
 

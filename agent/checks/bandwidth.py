@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from collectors.readings import InterfaceSample, SnmpReading
 
 from ..config import InterfaceSettings
+from .ports import is_physical, port_roles
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,6 @@ SPEED_TOLERANCE = 1.5
 CONTRACT_MARGIN = 2.0
 # The capacity of a port when neither the config nor any port of the device gives a speed.
 DEFAULT_CAPACITY_BPS = 1e9
-# IANAifType values whose ifSpeed is a line rate: ethernetCsmacd, iso88023Csmacd, fastEther,
-# fastEtherFX, gigabitEthernet, and ieee8023adLag (161: the sum of its members' line rates,
-# which it can carry). PPP (23), tunnels (131), VLANs (135, 136), bridges (209) and
-# propVirtual (53) report 0 or a configured figure: no line rate.
-PHYSICAL_TYPES = frozenset({6, 7, 62, 69, 117, 161})
 _UPTIME_WRAP = 1 << 32  # sysUpTime is TimeTicks: 32 bits of 1/100 s, 497.1 days
 _REFUSED = frozenset({"wrap_ambiguous", "counter_reset", "above_ceiling", "restart_implausible"})
 
@@ -111,11 +107,6 @@ class Ceiling:
 
     capacity: float  # contract, port speed, fastest physical port or the default (bytes/s)
     limit: float  # capacity x its margin: no believable rate is above this
-
-
-def is_physical(sample: InterfaceSample) -> bool:
-    """True when the port's ifSpeed is a line rate: an Ethernet ifType, or none was read."""
-    return sample.if_type is None or sample.if_type in PHYSICAL_TYPES
 
 
 def fastest_physical_bps(samples: Iterable[InterfaceSample]) -> float | None:
@@ -228,6 +219,7 @@ class BandwidthCheck:
 
     device: str
     settings: dict[str, InterfaceSettings] = field(default_factory=dict)
+    auto_uplinks: bool = True  # agent/checks/access.py port_roles
     _tracks: dict[tuple[str, str], _Track] = field(default_factory=dict)
     _last_uptime: int | None = None
     _last_time: float | None = None
@@ -259,10 +251,12 @@ class BandwidthCheck:
         if fastest is None:
             fastest = fastest_physical_bps(reading.interfaces)
         conditions: dict[str, frozenset[str]] = {}
+        roles = port_roles(reading.interfaces, self.settings, self.auto_uplinks)
         statuses = tuple(
-            self._judge(sample, now, elapsed, restarted, ticks, fastest, conditions)
+            self._judge(sample, roles[sample.name], now, elapsed, restarted, ticks, fastest,
+                        conditions)
             for sample in reading.interfaces
-        )
+        )  # fmt: skip
         self._conditions = conditions
         self._last_uptime = ticks
         self._last_time = now
@@ -272,6 +266,7 @@ class BandwidthCheck:
     def _judge(
         self,
         sample: InterfaceSample,
+        role: str,
         now: float,
         elapsed: float | None,
         restarted: bool,
@@ -296,7 +291,7 @@ class BandwidthCheck:
         line_rate = sample.speed_bps if sample.speed_bps and is_physical(sample) else None
         status = InterfaceStatus(
             name=sample.name,
-            role=setting.role if setting else "lan",
+            role=role,
             oper_up=sample.oper_up,
             admin_up=sample.admin_up,
             speed_bps=sample.speed_bps,

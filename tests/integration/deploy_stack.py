@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "rules"
 RENDER_SITES = DEPLOY / "fleet" / "render_sites.py"
+DETAIL = "erozgar-agent-detail"  # the detail-on-demand job of deploy/vmagent/scrape.yml
 SHIPPER_LABELS = ("site", "region", "job", "instance")  # what vmagent adds to every series
 Series = tuple[str, frozenset[tuple[str, str]]]
 
@@ -119,9 +120,11 @@ def scrape_config(
     extra_labels: dict[str, str],
     shipped: str = "scrape.yml",
     paths: dict[str, str] | None = None,
+    detail: bool = False,
 ) -> str:
     """deploy/vmagent/`shipped` with shorter intervals, another target and target labels, and
-    each file path in `paths` (shipped path -> test path) replaced."""
+    each file path in `paths` (shipped path -> test path) replaced. The detail-on-demand job
+    (its targets from the centre, vmagent only) is left out unless `detail`."""
     import yaml
 
     text = (DEPLOY / "vmagent" / shipped).read_text()
@@ -131,10 +134,16 @@ def scrape_config(
     config = yaml.safe_load(text)
     config["global"]["scrape_interval"] = f"{slow_s:g}s"
     config["global"]["scrape_timeout"] = f"{min(slow_s, 10):g}s"
+    if not detail:
+        config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] != DETAIL]
     for job in config["scrape_configs"]:
         interval = fast_s if job["job_name"] == "erozgar-agent-fast" else slow_s
         job["scrape_interval"] = f"{interval:g}s"
         job["scrape_timeout"] = f"{min(interval, 5):g}s"
+        if job["job_name"] == DETAIL:  # whatever the centre lists, the agent is scraped
+            (address,) = [r for r in job["relabel_configs"] if r["target_label"] == "__address__"]
+            address["replacement"] = target
+            continue
         job["static_configs"] = [{"targets": [target], "labels": extra_labels}]
         if not extra_labels:
             del job["static_configs"][0]["labels"]

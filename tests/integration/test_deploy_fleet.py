@@ -15,9 +15,11 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import yaml
 
 from simulators.snmp_router import SimInterface, SimulatedRouter
 from simulators.ups import SimulatedUps
+from tests.relabel import shipped
 
 from .conftest import require
 from .deploy_stack import (
@@ -47,8 +50,9 @@ from .deploy_stack import (
 )
 from .test_agent_process import LoopThread
 
-# Shortened for the tests (shipped: 10 s fast job, 60 s slow job, vmalert every 10 s).
+# Shortened for the tests (shipped: 10 s fast job, 120 s slow job, vmalert every 10 s).
 FAST_S, SLOW_S = 1.0, 2.0
+SERIES_BUDGET = 1500  # series a typical centre may ship (issue 13)
 OUTAGE_S = float(os.environ.get("EROZGAR_OUTAGE_SECONDS", "20"))
 # bench/fleet_bench.sh sets it to measure the alert latency at the shipped intervals.
 SHIPPED = os.environ.get("EROZGAR_SHIPPED_INTERVALS") == "1"
@@ -62,10 +66,13 @@ def loop() -> Iterator[LoopThread]:
 
 
 def small_site(loop: LoopThread, ups: SimulatedUps) -> list[dict[str, Any]]:
-    """A router and a UPS, polled every second (shortened; shipped UPS default: 5 s)."""
+    """A router (its WAN port and one access port) and a UPS, polled every second (shortened;
+    shipped UPS default: 5 s)."""
     poll = 5 if SHIPPED else 1
     router = SimulatedRouter(
-        "core-router", [SimInterface("ether1", 1e9, 40e6, 8e6)], community="fleet-test"
+        "core-router",
+        [SimInterface("ether1", 1e9, 40e6, 8e6), SimInterface("ether2", 1e9, 2e6, 1e6)],
+        community="fleet-test",
     )
     router_port = loop.run(router.start("127.0.0.1", 0))[1]
     ups_port = loop.run(ups.start("127.0.0.1", 0))[1]
@@ -349,9 +356,11 @@ def typical_site(loop: LoopThread) -> list[dict[str, Any]]:
 
 
 def test_series_budget_of_a_typical_site(loop: LoopThread, tmp_path: Path) -> None:
-    """Every series the agent exposes arrives at the store, and the bytes per sample that
-    vmagent sends are measured (intervals shortened: fast 1 s, slow 2 s). README gives the
-    per-day figure at shipped intervals; bench/fleet_bench.py measures it over minutes."""
+    """The reference centre through the shipped vmagent config, real vmagent and
+    VictoriaMetrics: what arrives is the lean set (the shipped relabelling as tests/relabel.py
+    applies it to the agent's own /metrics), at most SERIES_BUDGET series, and the bytes per
+    sample vmagent sends are measured (intervals shortened: fast 1 s, slow 2 s). README gives
+    the per-day figure at shipped intervals; bench/lean_shipping.py measures it over minutes."""
     devices = typical_site(loop)
     vm = VictoriaMetrics(tmp_path)
     vm.start()
@@ -390,20 +399,141 @@ def test_series_budget_of_a_typical_site(loop: LoopThread, tmp_path: Path) -> No
     finally:
         vm.stop()
     ours = {s for s in stored if s[0].startswith("erozgar_")}
-    # Every series the agent exposes arrives, with the site/region/job/instance labels added.
-    assert ours == exposed
+    lean = set().union(*shipped(exposed).values())
+    # What arrives is exactly the lean set: the access ports' summary, not their ports.
+    assert ours == lean
+    assert any(name == "erozgar_access_ports_up" for name, _ in ours)
+    assert not [s for s in ours if ("role", "lan") in s[1]]
+    assert len(exposed) > 5000  # the detail stays on the site
     per_sample = sent / rows
     slow_n = stored_n - fast_n
-    per_day = per_sample * (fast_n * 86400 / 10 + slow_n * 86400 / 60)
+    per_day = per_sample * (fast_n * 86400 / 10 + slow_n * 86400 / 120)
     print(
-        f"typical site: {stored_n} series ({fast_n} every 10 s, {slow_n} every 60 s as "
-        f"shipped; {stored_n - len(ours)} of them vmagent's own); {per_sample:.2f} bytes "
-        f"per sample measured over {rows:.0f} samples; "
+        f"typical site: {len(exposed)} series on the site; {stored_n} shipped ({fast_n} every "
+        f"10 s, {slow_n} every 120 s as shipped; {stored_n - len(ours)} of them vmagent's own); "
+        f"{per_sample:.2f} bytes per sample measured over {rows:.0f} samples; "
         f"{per_day / 1e6:.1f} MB per day at shipped intervals"
     )
-    # Measured 17.9-20.3 bytes over this short window (batching varies); twice that means a
+    assert stored_n <= SERIES_BUDGET
+    # Measured 14-21 bytes over this short window (batching varies); twice that means a
     # label on every series or lost compression, not noise. The figure itself is bench's.
     assert 0 < per_sample < 40
+
+
+class DetailSwitch:
+    """The centre's per-site detail file (EROZGAR_DETAIL_URL/<site>.json) on a loopback port;
+    `body` is what it serves, `stop` makes it unreachable."""
+
+    def __init__(self, port: int) -> None:
+        self.body = b"[]"
+        switch = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(switch.body)))
+                self.end_headers()
+                self.wfile.write(switch.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def newest(vm: VictoriaMetrics, match: str) -> float:
+    """Unix time of the newest sample of any series matching `match` (0: none)."""
+    return max((s["timestamps"][-1] / 1000 for s in vm.export(match)), default=0.0)
+
+
+def wait_until(what: str, predicate: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.5)
+
+
+def test_detail_on_demand_switches_one_centre_and_back(loop: LoopThread, tmp_path: Path) -> None:
+    """PSEB turns full per-port detail on for one centre and off again through the shipped
+    detail job (its http_sd file served centrally per site), with real vmagent: unreachable at
+    vmagent's start and later, the lean set ships on; the lean set never stops."""
+    ups = SimulatedUps("apc-smart-ups")
+    devices = small_site(loop, ups)
+    switch = SimulatedRouter(
+        "switch-1",
+        [SimInterface(f"ge-0/0/{p}", 1e9, 1e5 * p, 2e5 * p) for p in range(1, 7)],
+        community="fleet-test",
+    )
+    switch_port = loop.run(switch.start("127.0.0.1", 0))[1]
+    devices.append(
+        {"name": "switch-1", "address": f"127.0.0.1:{switch_port}", "community": "fleet-test",
+         "interval": 1}
+    )  # fmt: skip
+    vm = VictoriaMetrics(tmp_path)
+    vm.start()
+    vmagent_port, detail_port = free_tcp_port(), free_tcp_port()
+    site = "TST-DET"
+    lan = f'{{__name__=~"erozgar_interface_.+", role="lan", site="{site}"}}'
+    lean = f'erozgar_agent_info{{site="{site}"}}'
+    detail: DetailSwitch | None = None
+    try:
+        with agent_process(agent_config(site, tmp_path, devices), tmp_path, 3) as agent_port:
+            argv = vmagent_command(
+                tmp_path,
+                f"{vm.url}/api/v1/write",
+                site,
+                scrape_config(FAST_S, SLOW_S, f"127.0.0.1:{agent_port}", {}, detail=True),
+                vmagent_port,
+            )
+            argv = with_flags(argv, promscrape__httpSDCheckInterval="1s")
+            env = {
+                "PATH": os.environ["PATH"],
+                "EROZGAR_SITE": site,
+                "EROZGAR_DETAIL_URL": f"http://127.0.0.1:{detail_port}/detail",
+            }
+            vmagent_url = f"http://127.0.0.1:{vmagent_port}/health"
+            with running(argv, tmp_path / "vmagent.log", vmagent_url, env=env):
+                # The centre unreachable at start: the lean set ships, no access port alone.
+                wait_until(
+                    "no lean data", lambda: vm.query(f'erozgar_access_ports_up{{site="{site}"}}')
+                )
+                time.sleep(3)
+                assert vm.export(lan) == []
+                detail = DetailSwitch(detail_port)
+                time.sleep(3)  # [] is lean
+                assert vm.export(lan) == []
+                detail.body = b'[{"targets": ["agent"]}]'
+                on = time.time()
+                wait_until("detail never arrived", lambda: newest(vm, lan) > on, 30)
+                # The centre unreachable again: vmagent keeps what it read, lean ships on.
+                detail.stop()
+                detail = None
+                away = time.time()
+                time.sleep(4)
+                wait_until("lean stopped", lambda: newest(vm, lean) > away + 2, 15)
+                # detail stays as vmagent last read it ("preserving the previous targets")
+                wait_until("detail dropped", lambda: newest(vm, lan) > away + 4, 15)
+                detail = DetailSwitch(detail_port)
+                detail.body = b"[]"
+                time.sleep(3)  # one sd check (1 s) and a scrape in flight
+                off = time.time()
+                time.sleep(5)
+                assert newest(vm, lan) <= off, "detail still shipped after it was switched off"
+                assert newest(vm, lean) > off + 2
+                ports = {s["metric"]["interface"] for s in vm.export(lan)}
+    finally:
+        if detail is not None:
+            detail.stop()
+        vm.stop()
+    # Detail brought the switch's access ports port by port (and the router's LAN ports).
+    assert {f"ge-0/0/{p}" for p in range(1, 7)} <= ports
+    assert (tmp_path / "vmagent.log").read_text().count("fatal") == 0
 
 
 @pytest.mark.parametrize(

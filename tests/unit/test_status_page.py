@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from agent.checks.access import AccessSummary
 from agent.checks.power import UpsStatus
-from agent.state import AgentState, DeviceState
+from agent.state import AgentState, DeviceState, RouterStatus
 from exporters.status_page import ago, render_page, status_document
 
 
@@ -83,3 +84,15 @@ def test_the_centre_power_source_has_its_card():
     assert "On generator" in page
     assert "since the agent started: generator 1.5 h, battery 2 min, grid 10.0 h" in page
     assert status_document(state)["power"]["source"] == "generator"
+
+
+def test_a_switch_shows_how_many_workstations_are_connected():
+    """The access-port summary on the page: the site admin sees it without per-port detail."""
+    summary = AccessSummary(ports=48, ports_up=23, totals=MappingProxyType({}), busiest=())
+    status = RouterStatus("sw", "", "1.3.6.1.4.1.9", 100.0, (), 1, 10, access=summary)
+    state = AgentState("S-1", "Centre", "1.0")
+    state.devices["sw-1"] = DeviceState("sw-1", "snmp", up=True, last_success=999.0, status=status)
+    state.devices["sw-2"] = DeviceState("sw-2", "snmp", up=False, reason="timeout", status=status)
+    doc = status_document(state, now=1000.0)
+    assert [d["access_ports"] for d in doc["devices"]] == [{"up": 23, "present": 48}, None]
+    assert "23 of 48 access ports up" in render_page(state, now=1000.0)
