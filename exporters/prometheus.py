@@ -68,8 +68,8 @@ class AgentCollector(Collector):
         devices = list(state.devices.values())
         for device in devices:
             rendered = self._cached(device)
-            text.add(self._render(device) if rendered is None else rendered)
-        self._forget(devices)
+            # polled since prerender looked: rendered for this scrape, kept by prerender alone
+            text.add(render(_fresh(_device_families, device)) if rendered is None else rendered)
         if state.host is not None:
             text.add(render(_fresh(_host, state)))
         text.add(render(link_families(state)))
@@ -78,29 +78,22 @@ class AgentCollector(Collector):
     async def prerender(self) -> None:
         """Render every device whose state changed since it was last rendered, one device per
         turn of the event loop: a scrape then only assembles (rendering a hub's 2,500 switches
-        takes seconds) and a poll waits for one device's rendering at most."""
+        takes seconds) and a poll waits for one device's rendering at most. The cache is
+        written here alone, on the loop, so a scrape thread never races it and the long-lived
+        text is not scattered over the scrape threads' malloc arenas."""
         devices = list(self.state.devices.values())
         for device in devices:
             if self._cached(device) is None:
-                self._render(device)
+                # the key is read before the families: a change in between renders again
+                key = _rendered_from(device)
+                self._rendered[device.name] = (key, render(_fresh(_device_families, device)))
                 await asyncio.sleep(0)
-        self._forget(devices)
+        for name in self._rendered.keys() - {device.name for device in devices}:
+            del self._rendered[name]  # gone after a reload
 
     def _cached(self, device: DeviceState) -> list[Rendered] | None:
         entry = self._rendered.get(device.name)
         return entry[1] if entry is not None and entry[0] == _rendered_from(device) else None
-
-    def _render(self, device: DeviceState) -> list[Rendered]:
-        # the key is read before the families: a change in between renders again next time
-        key = _rendered_from(device)
-        rendered = render(_fresh(_device_families, device))
-        self._rendered[device.name] = (key, rendered)  # one store: the other thread reads it
-        return rendered
-
-    def _forget(self, devices: list[DeviceState]) -> None:
-        """Devices gone after a reload drop out."""
-        for name in self._rendered.keys() - {device.name for device in devices}:
-            self._rendered.pop(name, None)
 
 
 def _rendered_from(device: DeviceState) -> tuple[object, ...]:

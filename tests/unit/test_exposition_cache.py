@@ -111,7 +111,7 @@ def test_cached_text_is_what_prometheus_client_writes():
 def test_a_new_snapshot_or_a_device_going_down_shows_on_the_next_scrape():
     state = _state()
     registry = build_registry(state)
-    _text(registry)  # fills the cache
+    asyncio.run(registry.prerender())  # fills the cache
     router = state.devices["sw-1"]
     assert isinstance(router.status, RouterStatus)
     ports = (replace(router.status.interfaces[0], receive_bps=4e6), *router.status.interfaces[1:])
