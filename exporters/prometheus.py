@@ -60,16 +60,20 @@ class AgentCollector(Collector):
         return iter([*out, *link_families(state)])
 
     def render_chunks(self) -> list[bytes]:
-        """What generate_latest writes for collect(), byte for byte, but each device's
-        families are formatted once per change of its state (exporters/exposition.py)."""
+        """What generate_latest writes for collect(), byte for byte, as of the latest
+        prerender: each device's families are formatted once per change of its state, on the
+        loop (exporters/exposition.py); a device prerender has not seen yet is formatted here."""
         text = Assembler()
         state = self.state
         text.add(render(_fresh(_agent_info, state)))
         devices = list(state.devices.values())
+        cache = self._rendered
         for device in devices:
-            rendered = self._cached(device)
-            # polled since prerender looked: rendered for this scrape, kept by prerender alone
-            text.add(render(_fresh(_device_families, device)) if rendered is None else rendered)
+            # As prerender left it: at most its period behind the latest poll. Rendering here
+            # what changed since would hold the GIL in this thread, and every UDP send or
+            # receive of the poll loop waits out the switch interval (5 ms) meanwhile.
+            entry = cache.get(device.name)
+            text.add(render(_fresh(_device_families, device)) if entry is None else entry[1])
         if state.host is not None:
             text.add(render(_fresh(_host, state)))
         text.add(render(link_families(state)))
@@ -83,17 +87,14 @@ class AgentCollector(Collector):
         text is not scattered over the scrape threads' malloc arenas."""
         devices = list(self.state.devices.values())
         for device in devices:
-            if self._cached(device) is None:
+            entry = self._rendered.get(device.name)
+            if entry is None or entry[0] != _rendered_from(device):
                 # the key is read before the families: a change in between renders again
                 key = _rendered_from(device)
                 self._rendered[device.name] = (key, render(_fresh(_device_families, device)))
                 await asyncio.sleep(0)
         for name in self._rendered.keys() - {device.name for device in devices}:
             del self._rendered[name]  # gone after a reload
-
-    def _cached(self, device: DeviceState) -> list[Rendered] | None:
-        entry = self._rendered.get(device.name)
-        return entry[1] if entry is not None and entry[0] == _rendered_from(device) else None
 
 
 def _rendered_from(device: DeviceState) -> tuple[object, ...]:
