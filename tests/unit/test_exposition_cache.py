@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from prometheus_client import generate_latest
 
+from agent import daemon
 from agent.checks.bandwidth import InterfaceStatus
 from agent.checks.battery import BatteryReport
 from agent.checks.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
@@ -209,4 +210,37 @@ def test_prerendered_devices_are_not_rendered_again_by_the_scrape(monkeypatch):
     rendered.clear()
     text = _text(registry)
     assert rendered.count("erozgar_device_up") == 0
+    assert _without_process(text) == _without_process(generate_latest(registry).decode())
+
+
+def test_the_daemon_keeps_the_text_rendered_while_polls_go_on(monkeypatch):
+    """agent/daemon.py's prerender task: a device polled while it runs is rendered on the loop
+    before the next scrape, which then formats no device at all."""
+    monkeypatch.setattr(daemon, "_PRERENDER_SECONDS", 0.01)
+    state = _hub(3)
+    registry = build_registry(state)
+    rendered: list[str] = []
+    original = prometheus.render
+
+    def counting(families):  # the families formatted, by name
+        out = original(families)
+        rendered.extend(name for name, _, _ in out)
+        return out
+
+    monkeypatch.setattr(prometheus, "render", counting)
+
+    async def polls_then_scrape() -> str:
+        task = asyncio.create_task(daemon._keep_rendered(registry))
+        await asyncio.sleep(0.05)
+        state.devices["hub-001"].status = _router("hub-001", 24, 42)  # a poll
+        state.devices["hub-001"].poll_duration = 3.5
+        await asyncio.sleep(0.05)
+        rendered.clear()
+        text = await asyncio.to_thread(_text, registry)  # the scrape thread
+        task.cancel()
+        return text
+
+    text = asyncio.run(polls_then_scrape())
+    assert "erozgar_device_up" not in rendered
+    assert 'erozgar_device_poll_duration_seconds{device="hub-001"} 3.5\n' in text
     assert _without_process(text) == _without_process(generate_latest(registry).decode())
