@@ -18,6 +18,7 @@ from pathlib import Path
 from collectors.modbus.transport import GatewayPool
 from collectors.snmp.client import SnmpSessions
 from exporters.auth import AuthGate
+from exporters.exposition import TextRegistry
 from exporters.genset import CentrePowerCollector
 from exporters.http import MetricsServer
 from exporters.prometheus import build_registry
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # How often the losses of service are judged from the latest polls and probes (cheap: no I/O).
 _SERVICE_SECONDS = 1.0
+# How often /metrics text is rendered for the devices polled since (exporters/exposition.py).
+_PRERENDER_SECONDS = 1.0
 
 
 def poller_factory(sessions: SnmpSessions) -> PollerFactory:
@@ -141,16 +144,29 @@ async def serve(
     if config_path is not None:
         loop.add_signal_handler(signal.SIGHUP, hangup)
     scheduler.start()
+    prerender = asyncio.create_task(_keep_rendered(registry), name="metrics-prerender")
     try:
         await stop.wait()
     finally:
         log.info("stopping")
+        prerender.cancel()
         if config_path is not None:
             loop.remove_signal_handler(signal.SIGHUP)
         scheduler.shutdown(wait=False)
         await fleet.close()
         await sessions.close()
         server.stop()
+
+
+async def _keep_rendered(registry: TextRegistry) -> None:
+    """Renders /metrics text on the loop as polls replace the state, so a scrape only assembles
+    it. Not a scheduler job: its runs would count as polls in the start-delay figures."""
+    while True:
+        try:
+            await registry.prerender()
+        except Exception:  # a bug in one family: the scrape renders it again and shows it
+            log.exception("rendering /metrics ahead of the scrape failed")
+        await asyncio.sleep(_PRERENDER_SECONDS)
 
 
 def _warn_if_not_loopback(host: str) -> None:

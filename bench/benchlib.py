@@ -67,8 +67,11 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str, timeout: float = 10) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as answer:
+def http_get(url: str, timeout: float = 10, gzip: bool = False) -> bytes:
+    """The body as sent; `gzip` asks for it compressed, as Prometheus and vmagent do."""
+    headers = {"Accept-Encoding": "gzip"} if gzip else {}
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
         return bytes(answer.read())
 
 

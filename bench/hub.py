@@ -5,7 +5,11 @@
 For each size N: bench/hub_responder.py answers N switches from pre-encoded answers on CPU 1,
 the agent runs on CPU 0 (`taskset -c 0`), and once every switch answered its first poll and
 `--settle` seconds passed, the bench watches `--measure` seconds while /metrics is scraped
-every `--scrape-every` seconds (a hub is scraped too; the scrape renders every port).
+every `--scrape-every` seconds (a hub is scraped too; the scrape renders every port): once
+gzip-compressed as Prometheus and vmagent ask for it (Accept-Encoding: gzip), then plain. A
+scrape's time runs from connect to the last byte of the body.
+
+Memory: the agent's peak resident set (VmHWM) over its whole life, and its RSS at the end.
 
 Late: from the agent's own scheduler accounting on /metrics, the delay of each poll's start
 against its due time (erozgar_agent_scheduler_start_delay_seconds, p95 interpolated within the
@@ -152,15 +156,20 @@ def run_size(workdir: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(args.settle)
             before = http_get(url, timeout=60).decode()
             cpu0, sim_cpu0, wall0 = cpu_seconds(process.pid), cpu_seconds(sim.pid), time.monotonic()
-            scrapes = []
+            scrapes: dict[str, list[float]] = {"gzip": [], "plain": []}
+            sizes = {}
             while time.monotonic() - wall0 < args.measure:
-                time.sleep(min(args.scrape_every, args.measure - (time.monotonic() - wall0)))
-                started = time.perf_counter()
-                after = http_get(url, timeout=60).decode()
-                scrapes.append(time.perf_counter() - started)
+                left = args.measure - (time.monotonic() - wall0)
+                time.sleep(max(0.0, min(args.scrape_every, left)))
+                for kind in scrapes:
+                    started = time.perf_counter()
+                    body = http_get(url, timeout=60, gzip=kind == "gzip")
+                    scrapes[kind].append(time.perf_counter() - started)
+                    sizes[kind] = len(body)
+            after = body.decode()  # the last plain scrape
             wall = time.monotonic() - wall0
             cpu, sim_cpu = cpu_seconds(process.pid) - cpu0, cpu_seconds(sim.pid) - sim_cpu0
-            rss = memory_kib(process.pid)["VmHWM"] / 1024
+            memory = memory_kib(process.pid)
     stats_read = json.loads(stats.read_text()) if stats.exists() else {}
     hist0, count0 = _histogram(before, delay)
     hist1, count1 = _histogram(after, delay)
@@ -183,8 +192,12 @@ def run_size(workdir: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
         "devices_up_at_end": sum(1 for v in up if v == 1),
         "poll_duration_seconds": spread(durations) if durations else None,
         "agent_cpu_share_of_one_core": cpu / wall,
-        "agent_peak_rss_mib": rss,
-        "scrape_seconds": spread(scrapes),
+        "agent_peak_rss_mib": memory["VmHWM"] / 1024,
+        "agent_rss_end_mib": memory["VmRSS"] / 1024,
+        "scrape_seconds": spread(scrapes["gzip"] + scrapes["plain"]),
+        "scrape_gzip_seconds": spread(scrapes["gzip"]),
+        "scrape_plain_seconds": spread(scrapes["plain"]),
+        "body_bytes": {"gzip": sizes["gzip"], "plain": sizes["plain"]},
         "responder_cpu_share": sim_cpu / wall,
         "responder_answers_built_by_pyasn1": stats_read.get("built"),
         "responder_datagrams_answered": stats_read.get("answered"),
@@ -204,8 +217,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500,1000,1500,2000,2500,3000")
     parser.add_argument("--settle", type=float, default=35, help="seconds after the first polls")
-    parser.add_argument("--measure", type=float, default=45)
-    parser.add_argument("--scrape-every", type=float, default=30)
+    parser.add_argument("--measure", type=float, default=90)
+    parser.add_argument("--scrape-every", type=float, default=15)
     parser.add_argument("--late", type=float, default=2.0, help="p95 start delay that is late")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

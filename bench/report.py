@@ -30,16 +30,31 @@ def _pct(share: float) -> str:
     return f"{share * 100:.2f} %"
 
 
+# Issue 12's hub targets, at this many switches.
+HUB_TARGET_DEVICES = 2500
+
+
+def _mb(mib: float) -> str:
+    return f"{mib * 1.048576:.1f} MB"
+
+
 def _hub_rows(hub: dict[str, Any]) -> list[str]:
     rows = []
     for run in hub["runs"]:
+        scrape = run.get("scrape_seconds")
+        memory = (
+            f"; scrape p50 {_ms(scrape['median'])}, p99 {_ms(scrape['p99'])}; peak RSS "
+            f"{_mb(run['agent_peak_rss_mib'])}"
+            if scrape and "agent_rss_end_mib" in run
+            else ""
+        )
         rows.append(
             f"| 3 | hub: {run['devices']} x {hub['ports_per_device']}-port switches every "
             f"{hub['interval_seconds']} s, agent on one core | poll start delay p50 "
             f"{_ms(run['start_delay_p50_seconds'])}, p95 {_ms(run['start_delay_p95_seconds'])}; "
             f"{run['skipped_runs']:.0f} skipped, {run['poll_errors']:.0f} failed; agent CPU "
             f"{_pct(run['agent_cpu_share_of_one_core'])}, responder CPU "
-            f"{_pct(run['responder_cpu_share'])} | | |"
+            f"{_pct(run['responder_cpu_share'])}{memory} | | |"
         )
     control = hub["responder_control"]
     best = hub["largest_on_time"]
@@ -50,6 +65,22 @@ def _hub_rows(hub: dict[str, Any]) -> list[str]:
         f"{_pct(control['responder_cpu_share'])} of a core) | 500 or more | "
         f"{_verdict(best >= 500)} |"
     )
+    at = next((r for r in hub["runs"] if r["devices"] == HUB_TARGET_DEVICES), None)
+    if at is not None and "scrape_gzip_seconds" in at:
+        both, gz, plain = (at[f"scrape{kind}_seconds"] for kind in ("", "_gzip", "_plain"))
+        rows.append(
+            f"| 3 | hub: /metrics at {HUB_TARGET_DEVICES} switches ({both['n']} scrapes, whole "
+            f"body, {at['body_bytes']['plain'] / 1e6:.0f} MB plain) | p50 {_ms(both['median'])}, "
+            f"p99 {_ms(both['p99'])} (gzip p50 {_ms(gz['median'])}, max {_ms(gz['max'])}; plain "
+            f"p50 {_ms(plain['median'])}, max {_ms(plain['max'])}) | p99 under 1 s | "
+            f"{_verdict(both['p99'] < 1.0)} |"
+        )
+        peak = at["agent_peak_rss_mib"] * 1.048576
+        rows.append(
+            f"| 3 | hub: agent peak RSS (VmHWM) at {HUB_TARGET_DEVICES} switches | {peak:.1f} MB "
+            f"(at the end {_mb(at['agent_rss_end_mib'])}) | under 300 MB | "
+            f"{_verdict(peak < 300)} |"
+        )
     return rows
 
 

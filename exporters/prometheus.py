@@ -9,6 +9,7 @@ staleness shows in `erozgar_device_last_success_timestamp_seconds`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -45,42 +46,63 @@ class AgentCollector(Collector):
 
     def __init__(self, state: AgentState) -> None:
         self.state = state
-        # device -> (status, battery, up, its snapshot families rendered)
-        self._rendered: dict[str, tuple[object, object, bool | None, list[Rendered]]] = {}
+        # device name -> (what its text was rendered from, its families rendered)
+        self._rendered: dict[str, tuple[tuple[object, ...], list[Rendered]]] = {}
 
     def collect(self) -> Iterator[Metric]:
         out = Families()
         state = self.state
         _agent_info(out, state)
         for device in list(state.devices.values()):
-            _device_health(out, device)
-            _snapshot_families(out, device)
+            _device_families(out, device)
         if state.host is not None:
             _host(out, state)
         return iter([*out, *link_families(state)])
 
-    def render_text(self) -> str:
-        """What generate_latest writes for collect(), byte for byte, but each device's
-        snapshot families are formatted once per snapshot (exporters/exposition.py)."""
+    def render_chunks(self) -> list[bytes]:
+        """What generate_latest writes for collect(), byte for byte, as of the latest
+        prerender: each device's families are formatted once per change of its state, on the
+        loop (exporters/exposition.py); a device prerender has not seen yet is formatted here."""
         text = Assembler()
         state = self.state
         text.add(render(_fresh(_agent_info, state)))
+        devices = list(state.devices.values())
         cache = self._rendered
-        kept: dict[str, tuple[object, object, bool | None, list[Rendered]]] = {}
-        for device in list(state.devices.values()):
-            text.add(render(_fresh(_device_health, device)))
-            # status and battery are replaced whole by each poll, never changed in place
-            status, battery, up = device.status, device.battery, device.up
+        for device in devices:
+            # As prerender left it: at most its period behind the latest poll. Rendering here
+            # what changed since would hold the GIL in this thread, and every UDP send or
+            # receive of the poll loop waits out the switch interval (5 ms) meanwhile.
             entry = cache.get(device.name)
-            if entry is None or entry[0] is not status or entry[1] is not battery or entry[2] != up:
-                entry = (status, battery, up, render(_fresh(_snapshot_families, device)))
-            kept[device.name] = entry
-            text.add(entry[3])
-        self._rendered = kept  # devices gone after a reload drop out
+            text.add(render(_fresh(_device_families, device)) if entry is None else entry[1])
         if state.host is not None:
             text.add(render(_fresh(_host, state)))
         text.add(render(link_families(state)))
-        return text.text()
+        return text.chunks()
+
+    async def prerender(self) -> None:
+        """Render every device whose state changed since it was last rendered, one device per
+        turn of the event loop: a scrape then only assembles (rendering a hub's 2,500 switches
+        takes seconds) and a poll waits for one device's rendering at most. The cache is
+        written here alone, on the loop, so a scrape thread never races it and the long-lived
+        text is not scattered over the scrape threads' malloc arenas."""
+        devices = list(self.state.devices.values())
+        for device in devices:
+            entry = self._rendered.get(device.name)
+            if entry is None or entry[0] != _rendered_from(device):
+                # the key is read before the families: a change in between renders again
+                key = _rendered_from(device)
+                self._rendered[device.name] = (key, render(_fresh(_device_families, device)))
+                await asyncio.sleep(0)
+        for name in self._rendered.keys() - {device.name for device in devices}:
+            del self._rendered[name]  # gone after a reload
+
+
+def _rendered_from(device: DeviceState) -> tuple[object, ...]:
+    """Everything a device's families are made of. Pollers replace status and battery whole,
+    never change them in place, so comparing them is an identity check."""
+    return (device.kind, device.up, device.reason, device.poll_duration, device.last_success,
+            device.status, device.battery, tuple(device.errors.items()),
+            tuple(device.invalid_samples.items()))  # fmt: skip
 
 
 def _fresh(build: Callable[[Families, _T], None], subject: _T) -> Families:
@@ -93,6 +115,11 @@ def _agent_info(out: Families, state: AgentState) -> None:
     out.info("agent", "The agent's version and site.", []).add_metric(
         [], {"version": state.version, "site": state.site_id, "site_name": state.site_name}
     )
+
+
+def _device_families(out: Families, device: DeviceState) -> None:
+    _device_health(out, device)
+    _snapshot_families(out, device)
 
 
 def _snapshot_families(out: Families, device: DeviceState) -> None:

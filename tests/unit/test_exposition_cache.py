@@ -1,8 +1,10 @@
-"""The fast /metrics text (cached per status snapshot) against prometheus_client's own rendering
-of the same registry: byte for byte, on a state with every kind of family, and after polls."""
+"""The fast /metrics text (cached per device state, rendered ahead on the loop, streamed) against
+prometheus_client's own rendering of the same registry: byte for byte, on a state with every kind
+of family, after polls, and through the endpoint plain and gzipped in many pieces."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import urllib.request
 from dataclasses import replace
@@ -10,6 +12,7 @@ from types import MappingProxyType
 
 from prometheus_client import generate_latest
 
+from agent import daemon
 from agent.checks.bandwidth import InterfaceStatus
 from agent.checks.battery import BatteryReport
 from agent.checks.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
@@ -17,6 +20,8 @@ from agent.checks.power import UpsStatus
 from agent.checks.wan import WanStatus
 from agent.state import AgentState, DeviceState, RouterStatus
 from collectors.readings import HealthSample, HostReading
+from exporters import exposition, prometheus
+from exporters.exposition import TextRegistry
 from exporters.http import MetricsServer
 from exporters.prometheus import build_registry
 
@@ -86,9 +91,8 @@ def _state() -> AgentState:
     return state
 
 
-def _both(state: AgentState) -> tuple[str, str]:
-    registry = build_registry(state)
-    return registry.render_text(), generate_latest(registry).decode()
+def _text(registry: TextRegistry) -> str:
+    return b"".join(registry.render_chunks()).decode()
 
 
 def _without_process(text: str) -> str:
@@ -99,26 +103,31 @@ def _without_process(text: str) -> str:
 def test_cached_text_is_what_prometheus_client_writes():
     state = _state()
     registry = build_registry(state)
-    first = registry.render_text()
+    first = _text(registry)
     assert _without_process(first) == _without_process(generate_latest(registry).decode())
     assert first.count("# TYPE erozgar_interface_receive_bytes_total counter\n") == 1
     assert 'erozgar_device_cpu_ratio{device="sw-2"} 0.12\n' in first
 
 
-def test_a_new_snapshot_or_a_device_going_down_shows_on_the_next_scrape():
+def test_a_new_snapshot_or_a_device_going_down_shows_after_the_next_prerender():
     state = _state()
     registry = build_registry(state)
-    registry.render_text()  # fills the cache
+    asyncio.run(registry.prerender())  # fills the cache
     router = state.devices["sw-1"]
     assert isinstance(router.status, RouterStatus)
     ports = (replace(router.status.interfaces[0], receive_bps=4e6), *router.status.interfaces[1:])
     router.status = replace(router.status, interfaces=ports)
     ups = state.devices["ups-rack"]
     ups.up, ups.reason = False, "refused"
+    ups.errors["refused"] += 1
+    state.devices["core-router"].poll_duration = 7.25  # a poll that changed no snapshot
     del state.devices["sw-2"]
-    text = registry.render_text()
+    asyncio.run(registry.prerender())  # the loop's turn after the polls
+    text = _text(registry)
     assert _without_process(text) == _without_process(generate_latest(registry).decode())
     assert 'interface="Gi0/1",role="wan"} 500000.0\n' in text  # 4e6 bit/s, in bytes
+    assert 'erozgar_device_poll_duration_seconds{device="core-router"} 7.25\n' in text
+    assert 'erozgar_device_poll_errors_total{device="ups-rack",reason="refused"} 1.0\n' in text
     assert "erozgar_ups_on_battery{" not in text  # a down UPS shows no stale power values
     assert 'device="sw-2"' not in text
 
@@ -140,3 +149,98 @@ def test_the_endpoint_serves_it_plain_and_gzipped():
         server.stop()
     assert _without_process(plain) == _without_process(unzipped)
     assert 'erozgar_device_up{device="sw-dead",kind="snmp"} 0.0' in plain
+
+
+def _hub(switches: int) -> AgentState:
+    state = AgentState("HUB-1", "hub", "0.1.0")
+    for n in range(switches):
+        device = DeviceState(f"hub-{n:03d}", "snmp", up=True, reason="ok", last_success=1.7e9,
+                             poll_duration=0.01 * n)  # fmt: skip
+        device.status = _router(device.name, 24, n)
+        state.devices[device.name] = device
+    return state
+
+
+def _get(url: str, gzipped: bool) -> tuple[bytes, str | None, str | None]:
+    headers = {"Accept-Encoding": "gzip"} if gzipped else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as answer:
+        return answer.read(), answer.headers["Content-Length"], answer.headers["Content-Encoding"]
+
+
+def test_a_body_larger_than_a_batch_is_streamed_whole_plain_and_gzipped(monkeypatch):
+    monkeypatch.setattr(exposition, "BATCH_BYTES", 1 << 20)
+    state = _hub(60)  # about 3 MB of text: written in several batches and a part
+    registry = build_registry(state)
+    expected = _without_process(generate_latest(registry).decode())
+    assert len(expected) > 2 * exposition.BATCH_BYTES
+    server = MetricsServer(registry, "127.0.0.1", 0, healthy=lambda: True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.address[1]}/metrics"
+        plain, plain_length, plain_encoding = _get(url, gzipped=False)
+        zipped, zipped_length, zipped_encoding = _get(url, gzipped=True)
+    finally:
+        server.stop()
+    assert (plain_encoding, zipped_encoding) == (None, "gzip")
+    assert (int(plain_length or 0), int(zipped_length or 0)) == (len(plain), len(zipped))
+    assert _without_process(plain.decode()) == expected
+    assert _without_process(gzip.decompress(zipped).decode()) == expected
+    assert len(zipped) < len(plain) / 5
+
+
+def test_prerendered_devices_are_not_rendered_again_by_the_scrape(monkeypatch):
+    state = _hub(5)
+    registry = build_registry(state)
+    asyncio.run(registry.prerender())
+    rendered: list[str] = []
+    original = prometheus.render
+
+    def counting(families):  # the families formatted, by name
+        out = original(families)
+        rendered.extend(name for name, _, _ in out)
+        return out
+
+    monkeypatch.setattr(prometheus, "render", counting)
+    _text(registry)
+    assert "erozgar_interface_receive_bytes_total" not in rendered
+    assert "erozgar_device_up" not in rendered
+    state.devices["hub-003"].status = _router("hub-003", 24, 99)  # a poll since the last look
+    asyncio.run(registry.prerender())
+    assert rendered.count("erozgar_device_up") == 1  # that device alone
+    rendered.clear()
+    text = _text(registry)
+    assert rendered.count("erozgar_device_up") == 0
+    assert _without_process(text) == _without_process(generate_latest(registry).decode())
+
+
+def test_the_daemon_keeps_the_text_rendered_while_polls_go_on(monkeypatch):
+    """agent/daemon.py's prerender task: a device polled while it runs is rendered on the loop
+    before the next scrape, which then formats no device at all."""
+    monkeypatch.setattr(daemon, "_PRERENDER_SECONDS", 0.01)
+    state = _hub(3)
+    registry = build_registry(state)
+    rendered: list[str] = []
+    original = prometheus.render
+
+    def counting(families):  # the families formatted, by name
+        out = original(families)
+        rendered.extend(name for name, _, _ in out)
+        return out
+
+    monkeypatch.setattr(prometheus, "render", counting)
+
+    async def polls_then_scrape() -> str:
+        task = asyncio.create_task(daemon._keep_rendered(registry))
+        await asyncio.sleep(0.05)
+        state.devices["hub-001"].status = _router("hub-001", 24, 42)  # a poll
+        state.devices["hub-001"].poll_duration = 3.5
+        await asyncio.sleep(0.05)
+        rendered.clear()
+        text = await asyncio.to_thread(_text, registry)  # the scrape thread
+        task.cancel()
+        return text
+
+    text = asyncio.run(polls_then_scrape())
+    assert "erozgar_device_up" not in rendered
+    assert 'erozgar_device_poll_duration_seconds{device="hub-001"} 3.5\n' in text
+    assert _without_process(text) == _without_process(generate_latest(registry).decode())
