@@ -7,6 +7,7 @@ the CPU and memory read from /proc/PID are the agent's alone.
 
 from __future__ import annotations
 
+import asyncio
 import bz2
 import importlib.util
 import json
@@ -226,6 +227,23 @@ def snmpsim(
         yield ports
     finally:
         stop(process)
+
+
+def wait_snmp(host: str, port: int, timeout: float = 300) -> None:
+    """Until an SNMP agent answers a v2c poll as community `public` (snmpsim indexes its
+    recording at the first request: seconds to minutes, which no agent start should count)."""
+    from collectors.readings import PollError
+    from collectors.snmp.collector import SnmpCollector
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(SnmpCollector(host, port, "public", timeout=5, retries=0).poll())
+            return
+        except PollError:  # not answering yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def base_config(workdir: Path, site: str) -> dict[str, Any]:

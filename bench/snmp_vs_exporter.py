@@ -9,8 +9,16 @@ Ethernet), network/switch/h3c-comware-lsq1wcmd0-2509p61 (1,317).
 
     /opt/erozgar-venv/bin/python bench/snmp_vs_exporter.py [--rounds 20] [--json FILE]
         [--recording network/switch/cisco-c3560 ...]   (paths under snmpsim_data/data)
+        [--suite v2c --suite SHA/AES-128 ...]          (default: v2c and every v3 suite)
 
-Per recording, N rounds in one run, A/B alternated (the exporter first in odd rounds, the
+Suites: v2c, and SNMPv3 authPriv with SHA/AES-128, SHA-256/AES-128 and SHA-256/AES-256, the
+same snmpsim serving the recording to a v3 user per suite (context `public`) and the exporter
+reading it through a copy of the if_mib module with that user's auth (snmp_exporter 0.21 takes
+SHA256, and AES-256 as AES256C, the Reeder key extension the agent's AES-256 is; benchlib.py).
+Every exporter scrape discovers the engine again (one packet more than v2c); the agent keeps
+the engine ID and its boots and time across polls, as the daemon does.
+
+Per recording and suite, N rounds in one run, A/B alternated (the exporter first in odd rounds, the
 agent first in even ones): one exporter scrape and one agent poll each. The agent polls as the
 daemon does between name refreshes: one collector kept across polls, the name table of its
 first poll passed back in. Both read the same values (interface names, status, speed, in/out

@@ -37,6 +37,11 @@ def test_benchmarks_run_in_smoke_mode(tmp_path: Path) -> None:
         "throughput error, idle box",
         "first poll after the device restart",
         "same work as snmp_exporter",
+        "over SNMPv3 authPriv SHA/AES-128, cisco-c3560",
+        "whole process, cisco-c3560 over v2c",
+        "whole process, cisco-c3560 over v3 authPriv SHA/AES-128",
+        "reference centre, routers over SNMPv3 authPriv SHA-256/AES-128, agent CPU",
+        "reference centre, routers over SNMPv3 authPriv SHA-256/AES-128, agent peak RSS",
     ):
         assert row in results, f"{row!r} missing from RESULTS.md:\n{results}"
     assert "Machine: " in results
