@@ -27,7 +27,7 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     # Libraries log every failed connect; the pollers already say it once per change of state.
-    for noisy in ("pymodbus", "pysnmp"):
+    for noisy in ("pymodbus", "pysnmp"):  # pysnmp: the demo's simulated router
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
@@ -274,11 +274,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _skip_optional_imports() -> None:
-    """Two optional imports the agent never needs, worth 13 MB of RSS and most of a second at
-    start on a small box (bench/RESULTS.md): pysnmp's MIB compiler (pysmi, which pulls in
-    requests and urllib3 when installed; every OID here is numeric) and pydantic's scan of
-    every installed package's entry points for plugins."""
-    sys.modules.setdefault("pysmi", None)  # pysnmp.smi.compiler then runs without a compiler
+    """An optional import the agent never needs, part of 13 MB of RSS and most of a second at
+    start on a small box (bench/RESULTS.md): pydantic's scan of every installed package's
+    entry points for plugins. (pysnmp's MIB compiler, the other part, is no longer imported:
+    SNMPv3 goes through collectors/snmp/usm.py.)"""
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
 
 

@@ -76,7 +76,7 @@ async def serve(
 ) -> None:
     """Run until `stop` is set. Binding the listen port is the only fatal error (a broken web
     config file is caught before: exporters.web_config.WebConfigError)."""
-    sessions = SnmpSessions()  # one for all SNMP devices (and one pysnmp engine if any is v3)
+    sessions = SnmpSessions()  # one for all SNMP devices (it keeps the v3 agents' clocks)
     state = AgentState(config.site.id, config.site.name, __version__)
     scheduler = MonotonicScheduler()
     fleet = Fleet(state, scheduler, poller_factory(sessions))

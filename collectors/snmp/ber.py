@@ -1,8 +1,12 @@
-"""BER for SNMPv1/v2c messages: encode GET, GETNEXT and GETBULK requests, decode responses.
+"""BER for SNMP messages: encode GET, GETNEXT and GETBULK requests, decode responses.
 
     wire = encode_request(1, b"public", GETBULK, 42, [(1, 3, 6, 1, 2, 1, 2, 2, 1, 10)], 0, 25)
     answer = decode_message(datagram)
     answer.request_id, answer.error_status, answer.varbinds -> 42, 0, [((1, 3, ..., 1), 81234)]
+
+SNMPv3 (RFC 3412 6, RFC 3414 2.4) is the same PDU in another envelope: encode_v3_message /
+decode_v3_message handle the envelope (header, USM security parameters, the scoped PDU or its
+ciphertext) and encode_scoped_pdu / decode_scoped_pdu the plaintext; usm.py does the crypto.
 
 Only what a manager needs, so it is small and fast: pyasn1 spends about 60 us a varbind on a
 GETBULK answer, this about 2 (bench/RESULTS.md). Strict about structure: every length must fit
@@ -26,6 +30,7 @@ _IP_ADDRESS, _COUNTER32, _GAUGE32, _TIMETICKS, _OPAQUE, _COUNTER64, _UINTEGER32 
     0x40, 0x41, 0x42, 0x43, 0x44, 0x46, 0x47,
 )  # fmt: skip
 _NO_SUCH_OBJECT, _NO_SUCH_INSTANCE, _END_OF_MIB_VIEW = 0x80, 0x81, 0x82
+AUTH_FLAG, PRIV_FLAG, REPORTABLE_FLAG = 0x01, 0x02, 0x04  # msgFlags, RFC 3412 6.4
 _PDU_TAGS = frozenset((0xA0, 0xA1, 0xA2, 0xA3, 0xA5, 0xA6, 0xA7, 0xA8))
 _MAX_SUB_IDS = 128  # RFC 2578 7.1.3
 _MAX_SUB_ID = 2**32 - 1
@@ -40,7 +45,7 @@ ERROR_STATUS = (
 
 
 class BerError(ValueError):
-    """The datagram is not a well-formed SNMPv1/v2c message."""
+    """The datagram is not a well-formed SNMP message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,40 @@ class Message:
     error_status: int
     error_index: int
     varbinds: list[VarBind]
+
+
+@dataclass(frozen=True, slots=True)
+class Pdu:
+    pdu_type: int
+    request_id: int
+    error_status: int
+    error_index: int
+    varbinds: list[VarBind]
+
+
+@dataclass(frozen=True, slots=True)
+class UsmParameters:
+    """UsmSecurityParameters (RFC 3414 2.4) of one SNMPv3 message."""
+
+    engine_id: bytes
+    boots: int
+    time: int
+    user: bytes
+    auth: bytes  # the HMAC, zeros while it is computed
+    priv: bytes  # the salt
+
+
+@dataclass(frozen=True, slots=True)
+class V3Message:
+    """An SNMPv3 message with its scoped PDU still encoded (`data`: the ScopedPDU, or the
+    ciphertext when flags say privacy), and where its HMAC sits, to check it."""
+
+    msg_id: int
+    flags: int
+    security_model: int
+    usm: UsmParameters
+    data: bytes
+    auth_at: int  # offset of usm.auth in the datagram
 
 
 def error_name(status: int) -> str:
@@ -92,9 +131,7 @@ def encode_oid(oid: Oidt) -> bytes:
     return _tlv(_OID, bytes(body))
 
 
-def encode_request(
-    version: int,
-    community: bytes,
+def encode_pdu(
     pdu_type: int,
     request_id: int,
     oids: Sequence[Oidt],
@@ -104,12 +141,56 @@ def encode_request(
     """A request PDU with NULL values; GETBULK carries its two counts where the others carry
     error-status and error-index (both 0)."""
     varbinds = b"".join(_tlv(_SEQUENCE, encode_oid(oid) + b"\x05\x00") for oid in oids)
-    pdu = _tlv(
+    return _tlv(
         pdu_type,
         _integer(request_id) + _integer(non_repeaters) + _integer(max_repetitions)
         + _tlv(_SEQUENCE, varbinds),
     )  # fmt: skip
+
+
+def encode_request(
+    version: int,
+    community: bytes,
+    pdu_type: int,
+    request_id: int,
+    oids: Sequence[Oidt],
+    non_repeaters: int = 0,
+    max_repetitions: int = 0,
+) -> bytes:
+    """An SNMPv1/v2c request (encode_pdu in its community envelope)."""
+    pdu = encode_pdu(pdu_type, request_id, oids, non_repeaters, max_repetitions)
     return _tlv(_SEQUENCE, _integer(version) + _tlv(_OCTETS, community) + pdu)
+
+
+def encode_scoped_pdu(context_engine_id: bytes, context_name: bytes, pdu: bytes) -> bytes:
+    return _tlv(_SEQUENCE, _tlv(_OCTETS, context_engine_id) + _tlv(_OCTETS, context_name) + pdu)
+
+
+def encode_v3_message(
+    msg_id: int, max_size: int, flags: int, usm: UsmParameters, data: bytes
+) -> tuple[bytes, int]:
+    """An SNMPv3 message with the USM security model (3), and the offset of usm.auth in it.
+
+    `data` is the encoded ScopedPDU, or the ciphertext when `flags` has the privacy bit."""
+    header = _tlv(
+        _SEQUENCE,
+        _integer(msg_id) + _integer(max_size) + _tlv(_OCTETS, bytes((flags,))) + _integer(3),
+    )
+    before_auth = (
+        _tlv(_OCTETS, usm.engine_id) + _integer(usm.boots) + _integer(usm.time)
+        + _tlv(_OCTETS, usm.user) + bytes((_OCTETS,)) + _length(len(usm.auth))
+    )  # fmt: skip
+    parameters_body = before_auth + usm.auth + _tlv(_OCTETS, usm.priv)
+    parameters = _tlv(_SEQUENCE, parameters_body)
+    security = _tlv(_OCTETS, parameters)
+    version = _integer(3)
+    body = version + header + security + (_tlv(_OCTETS, data) if flags & PRIV_FLAG else data)
+    message = _tlv(_SEQUENCE, body)
+    auth_at = (  # the headers in front of it, then what precedes it in each enclosure
+        len(message) - len(body) + len(version) + len(header) + len(security) - len(parameters)
+        + len(parameters) - len(parameters_body) + len(before_auth)
+    )  # fmt: skip
+    return message, auth_at
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -221,7 +302,16 @@ def decode_message(data: bytes) -> Message:
     version = _signed(data, at, version_end)
     at, community_end = _expect(data, version_end, end, _OCTETS)
     community = data[at:community_end]
-    pdu_type, at, pdu_end = _header(data, community_end, end)
+    pdu = _pdu(data, community_end, end)
+    return Message(
+        version, bytes(community), pdu.pdu_type, pdu.request_id, pdu.error_status,
+        pdu.error_index, pdu.varbinds,
+    )  # fmt: skip
+
+
+def _pdu(data: bytes, at: int, end: int) -> Pdu:
+    """The PDU at `at`, which must end exactly at `end`."""
+    pdu_type, at, pdu_end = _header(data, at, end)
     if pdu_type not in _PDU_TAGS or pdu_end != end:
         raise BerError(f"not a PDU: tag 0x{pdu_type:02x}")
     fields = []
@@ -243,4 +333,61 @@ def decode_message(data: bytes) -> Message:
             (decode_oid(data, oid_start, oid_end), _value(tag, data, value_start, value_end))
         )
         at = binding_end
-    return Message(version, bytes(community), pdu_type, *fields, varbinds)
+    return Pdu(pdu_type, *fields, varbinds)
+
+
+def decode_v3_message(data: bytes) -> V3Message:
+    """The envelope of an SNMPv3 message with USM parameters; BerError for anything else."""
+    start, end = _expect(data, 0, len(data), _SEQUENCE)
+    if end != len(data):
+        raise BerError("bytes after the message")
+    at, version_end = _expect(data, start, end, _INTEGER)
+    if _signed(data, at, version_end) != 3:
+        raise BerError("not an SNMPv3 message")
+    at, header_end = _expect(data, version_end, end, _SEQUENCE)
+    at, id_end = _expect(data, at, header_end, _INTEGER)
+    msg_id = _signed(data, at, id_end)
+    at, size_end = _expect(data, id_end, header_end, _INTEGER)  # msgMaxSize, not needed
+    at, flags_end = _expect(data, size_end, header_end, _OCTETS)
+    if flags_end - at != 1:
+        raise BerError("msgFlags is not one octet")
+    flags = data[at]
+    at, model_end = _expect(data, flags_end, header_end, _INTEGER)
+    model = _signed(data, at, model_end)
+    if model_end != header_end:
+        raise BerError("bytes after msgGlobalData")
+    at, security_end = _expect(data, header_end, end, _OCTETS)
+    at, parameters_end = _expect(data, at, security_end, _SEQUENCE)
+    if parameters_end != security_end:
+        raise BerError("bytes after the security parameters")
+    values: list[bytes | int] = []
+    auth_at = 0
+    for tag in (_OCTETS, _INTEGER, _INTEGER, _OCTETS, _OCTETS, _OCTETS):
+        field_start, field_end = _expect(data, at, parameters_end, tag)
+        if tag == _INTEGER:
+            values.append(_signed(data, field_start, field_end))
+        else:
+            values.append(bytes(data[field_start:field_end]))
+        if len(values) == 5:
+            auth_at = field_start
+        at = field_end
+    if at != parameters_end:
+        raise BerError("bytes after the USM parameters")
+    if flags & PRIV_FLAG:
+        at, data_end = _expect(data, security_end, end, _OCTETS)
+    else:
+        at, data_end = security_end, _expect(data, security_end, end, _SEQUENCE)[1]
+    if data_end != end:
+        raise BerError("bytes after the scoped PDU")
+    usm = UsmParameters(*values)  # type: ignore[arg-type]
+    return V3Message(msg_id, flags, model, usm, bytes(data[at:data_end]), auth_at)
+
+
+def decode_scoped_pdu(data: bytes) -> tuple[bytes, bytes, Pdu]:
+    """(contextEngineID, contextName, PDU) of a ScopedPDU. Bytes after it are ignored: DES
+    pads the plaintext to its block size (RFC 3414 8.1.1.2)."""
+    start, end = _expect(data, 0, len(data), _SEQUENCE)
+    at, engine_end = _expect(data, start, end, _OCTETS)
+    engine_id = bytes(data[at:engine_end])
+    at, name_end = _expect(data, engine_end, end, _OCTETS)
+    return engine_id, bytes(data[at:name_end]), _pdu(data, name_end, end)

@@ -8,10 +8,12 @@
     client.requests, client.varbinds                 -> 2, 3
     client.close(); await sessions.close()
 
-SNMPv1/v2c go through community.py (our BER codec, ber.py: pyasn1 decoding was two thirds of
-the agent's CPU); SNMPv3 through pysnmp (v3.py), imported and started at the first v3 device.
+SNMPv1/v2c go through community.py, SNMPv3 through usm.py (our own USM, imported at the first
+v3 device), both over our BER codec (ber.py: pyasn1 decoding was two thirds of the agent's CPU)
+and one UDP socket per poll (udp.py).
 SNMPv3: `UsmAuth(user, "SHA-256", auth_password, "AES", priv_password)`; the collector first
-asks `discover_engine_id()` and then binds the credentials to that engine (`for_engine`).
+asks `discover_engine_id()`, which binds the client to that engine, and later polls bind new
+clients to it (`for_engine`).
 Auth failures are PollError("auth", ...) naming unknown user, wrong digest, decryption error
 or time window. Values are plain Python (values.py).
 """
@@ -30,7 +32,7 @@ from .community import CommunityTransport
 from .values import EndOfMibView, Oidt, Value, VarBind, format_oid, parse_oid
 
 if TYPE_CHECKING:
-    from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+    from .usm import EngineClocks
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,11 @@ PRIV_PROTOCOLS = ("DES", "AES", "AES-128", "AES-192", "AES-256")
 class UsmAuth:
     """SNMPv3 USM credentials; no auth protocol = noAuthNoPriv, no priv protocol = authNoPriv.
 
-    pysnmp's USM table holds one row per (engine ID, user name), so the user is installed for
-    the agent's own engine ID (`for_engine`), learnt by `discover_engine_id`: two devices with
-    the same user name but different keys then never share, or overwrite, a row. `keys` holds
-    the master keys once v3.py has hashed the passphrases, shared by every `for_engine` copy.
+    Keys are localised to the agent's own engine ID (`for_engine`), learnt by
+    `discover_engine_id`, and each device has its own UsmAuth: two devices with the same user
+    name but different keys never share a key. `keys`, shared by every `for_engine` copy,
+    caches what usm.py derives: under None the master keys (the passphrases hashed once), under
+    each engine ID the keys localised to it.
     """
 
     user: str
@@ -69,7 +72,7 @@ class UsmAuth:
     version: ClassVar[str] = "3"
     # v3 agents answer a wrong user or key with a report, so silence means the path is wrong.
     silence_hint: ClassVar[str] = "check address, port and the device's SNMP ACL"
-    keys: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    keys: dict[bytes | None, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.auth_protocol is None and self.priv_protocol is not None:
@@ -95,6 +98,14 @@ class UsmAuth:
 SnmpAuth = CommunityAuth | UsmAuth
 
 
+class UnknownEngineId(PollError):
+    """The agent no longer knows the engine ID the request carried (it came back with a new
+    one, RFC 3414 3.2.3); the collector rediscovers it and reads again in the same poll."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("auth", message)
+
+
 class Transport(Protocol):
     """What SnmpClient needs from the wire; raises PollError on any failure."""
 
@@ -110,12 +121,12 @@ class Transport(Protocol):
 
 
 class SnmpSessions:
-    """Opens clients to agents. Community devices each get their own UDP socket per poll;
-    v3 devices share one pysnmp engine, built at the first (an engine costs ~0.09 CPU-s of
-    MIB set-up), so an agent with no v3 device never imports pysnmp."""
+    """Opens clients to agents, each with its own UDP socket for one poll. What outlives a
+    poll is the SNMPv3 agents' boots and time (usm.EngineClocks), kept here for all devices;
+    usm.py is imported at the first v3 device, so an agent with none never loads it."""
 
     def __init__(self) -> None:
-        self._engine: SnmpEngine | None = None
+        self._clocks: EngineClocks = {}
 
     async def client(
         self, host: str, port: int, auth: SnmpAuth, *, timeout: float = 2.0, retries: int = 1
@@ -127,22 +138,15 @@ class SnmpSessions:
                     timeout=timeout, retries=retries, silence_hint=auth.silence_hint,
                 )
             )  # fmt: skip
-        from . import v3
+        from .usm import UsmTransport
 
-        if self._engine is None:
-            self._engine = v3.SnmpEngine()
-        transport = await v3.PysnmpTransport.create(
-            host, port, auth, timeout=timeout, retries=retries, engine=self._engine
+        return SnmpClient(
+            UsmTransport(host, port, auth, timeout=timeout, retries=retries, clocks=self._clocks)
         )
-        return SnmpClient(transport)
 
     async def close(self) -> None:
-        """Close the v3 engine, if one was built (the agent stopping)."""
-        if self._engine is not None:
-            from . import v3
-
-            await v3.close_engine(self._engine)
-            self._engine = None
+        """Forget the agents' clocks (the agent stopping); sockets close with each poll."""
+        self._clocks.clear()
 
 
 class SnmpClient:

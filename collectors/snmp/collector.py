@@ -23,7 +23,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from collectors.readings import InterfaceNames, InterfaceSample, PollError, SnmpReading
-from collectors.snmp.client import CommunityAuth, SnmpAuth, SnmpClient, SnmpSessions, UsmAuth
+from collectors.snmp.client import (
+    CommunityAuth,
+    SnmpAuth,
+    SnmpClient,
+    SnmpSessions,
+    UnknownEngineId,
+    UsmAuth,
+)
 from collectors.snmp.profile import health_samples, select_profile
 from collectors.snmp.ups import detect_ups, read_ups
 from collectors.snmp.values import Counter64, Oid, Value
@@ -220,7 +227,7 @@ def names_usable(known: InterfaceNames | None, if_number: int | None, uptime: in
 
 class SnmpCollector:
     """Polls one SNMP agent. Pass the agent's SnmpSessions (created in the polling event loop)
-    to share its v3 engine across targets; without one, each poll makes and closes its own."""
+    to keep v3 agents' engine IDs and clocks across polls; without one, each poll starts over."""
 
     def __init__(
         self,
@@ -274,21 +281,20 @@ class SnmpCollector:
         """Nothing to release: shared SnmpSessions are closed by whoever created them."""
 
     async def _connect(self, sessions: SnmpSessions) -> SnmpClient:
-        """A client for this poll; for v3 bound to the agent's engine ID (discovered once)."""
+        """A client for this poll; for v3 bound to the agent's engine ID (discovered once, by
+        this client, so its datagrams count in the poll's packets)."""
         auth = self._auth
-        discovery = 0
-        if isinstance(auth, UsmAuth):
-            if self._engine_id is None or self._sessions is None:
-                probe = await sessions.client(
-                    self.host, self.port, auth, timeout=self._timeout, retries=self._retries
-                )
-                self._engine_id = await probe.discover_engine_id()
-                discovery = probe.requests
+        if isinstance(auth, UsmAuth) and self._engine_id is not None and self._sessions is not None:
             auth = auth.for_engine(self._engine_id)
         client = await sessions.client(
             self.host, self.port, auth, timeout=self._timeout, retries=self._retries
         )
-        client.requests += discovery
+        if isinstance(auth, UsmAuth) and auth.engine_id is None:
+            try:
+                self._engine_id = await client.discover_engine_id()
+            except BaseException:  # a PollError, or the poll cancelled: the socket closes
+                client.close()
+                raise
         return client
 
     async def _poll(
@@ -298,14 +304,16 @@ class SnmpCollector:
             return await self._read_once(sessions, known, pinned)
         except PollError as exc:
             error = exc
-        if error.reason == "timeout" and isinstance(self._auth, UsmAuth):
+        silent = error.reason == "timeout"
+        if (silent or isinstance(error, UnknownEngineId)) and isinstance(self._auth, UsmAuth):
             engine_id = self._engine_id
             self._engine_id = None
             if engine_id is not None and await self._rediscovered(sessions, engine_id):
                 # The agent came back with a new engine ID (a reset, or no persistent
-                # storage): pysnmp drops the answers meant for the old one. Read again now.
+                # storage) and refuses, or drops, what is meant for the old one. Read again.
                 return await self._read_once(sessions, known, pinned)
-            error = await self._explain_silence(sessions) or error
+            if silent:
+                error = await self._explain_silence(sessions) or error
         if error.reason == "auth":
             self._engine_id = None
         raise error
@@ -321,13 +329,15 @@ class SnmpCollector:
 
     async def _rediscovered(self, sessions: SnmpSessions, known: bytes) -> bool:
         """True when the agent answers discovery with an engine ID other than `known`."""
+        probe = await sessions.client(
+            self.host, self.port, self._auth, timeout=self._timeout, retries=0
+        )
         try:
-            probe = await sessions.client(
-                self.host, self.port, self._auth, timeout=self._timeout, retries=0
-            )
             engine_id = await probe.discover_engine_id()
         except PollError:
             return False
+        finally:
+            probe.close()
         if engine_id == known:
             self._engine_id = engine_id
             return False
@@ -347,21 +357,19 @@ class SnmpCollector:
         if not isinstance(auth, UsmAuth) or auth.priv_protocol is None:
             return None
         signed = UsmAuth(auth.user, auth.auth_protocol, auth.auth_password)
+        probe = await sessions.client(
+            self.host, self.port, signed, timeout=self._timeout, retries=0
+        )
         try:
-            probe = await sessions.client(
-                self.host, self.port, signed, timeout=self._timeout, retries=0
-            )
-            engine_id = await probe.discover_engine_id()
-            probe = await sessions.client(
-                self.host, self.port, signed.for_engine(engine_id), timeout=self._timeout,
-                retries=0,
-            )  # fmt: skip
+            await probe.discover_engine_id()
             await probe.get([SYS_NAME])
         except PollError as exc:
             if exc.reason == "auth":
                 return exc
             if exc.reason != "protocol":  # an error-status answer is still an answer
                 return None
+        finally:
+            probe.close()
         return PollError(
             "auth",
             f"{self.host}:{self.port}: wrong priv key for SNMPv3 user {auth.user!r} (decryption "

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -143,10 +143,12 @@ def serve_recordings(
     wait_for: Callable[[dict[str, Recording]], list[SnmpPeer]],
     wait_s: float,
     port: int | None = None,
+    v3_users: Sequence[str] = (),
 ) -> Iterator[dict[str, Recording]]:
     """snmpsim serving copies of `files` (.snmprec, or .snmprec.bz2 unpacked), each under its
-    file name as community, until the block ends; on `port` to stand in for a device that
-    restarted (an earlier block's), else on a free one."""
+    file name as community (and as SNMPv3 context), until the block ends; on `port` to stand in
+    for a device that restarted (an earlier block's), else on a free one. `v3_users`: the
+    `--v3-user=... --v3-auth-key=...` options of its SNMPv3 engine."""
     binary = require("snmpsim-command-responder")
     # snmpsim run as root drops to nobody, who must read the data and write the cache:
     # pytest's own tmp dirs are 0700, so use a world-readable one of our own.
@@ -168,9 +170,10 @@ def serve_recordings(
     log = root / "snmpsim.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [binary, f"--data-dir={data}", f"--cache-dir={cache}",
-             f"--agent-udpv4-endpoint={HOST}:{port}",
-             "--process-user=nobody", "--process-group=nogroup"],
+            [binary, f"--cache-dir={cache}", "--process-user=nobody", "--process-group=nogroup",
+             # one engine: its ID, then its data, users and endpoint, in this order
+             "--v3-engine-id=auto", f"--data-dir={data}", *v3_users,
+             f"--agent-udpv4-endpoint={HOST}:{port}"],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

@@ -1,48 +1,65 @@
-"""The agent stopping while an SNMPv3 answer is on its way: no traceback in the log.
+"""The agent stopping while an SNMPv3 poll waits for its answer: no traceback in the log and
+no socket left open.
 
-pysnmp (the SNMPv3 transport) queues each datagram it reads on the loop; closing the engine
-right after one was read made asyncio log "Exception in callback ... Unregistered transport"
-(seen in bench/soak.py runs, at every stop that raced a slow device's late answer).
+With pysnmp, closing the shared engine right after a datagram was read made asyncio log
+"Exception in callback ... Unregistered transport" (seen in bench/soak.py runs). usm.py has one
+socket per poll (udp.py); a cancelled poll must close it, and so must a poll that ends in the
+engine discovery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from typing import Any
 
 import pytest
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
 
 from collectors.readings import PollError
-from collectors.snmp.client import UsmAuth
-from collectors.snmp.v3 import PysnmpTransport, close_engine
+from collectors.snmp.client import SnmpSessions, UsmAuth
+from collectors.snmp.collector import SnmpCollector
 from simulators.snmp_router import SimInterface, SimulatedRouter
 
 pytestmark = pytest.mark.integration
 
 
-def test_close_engine_delivers_an_answer_already_read() -> None:
-    async def go() -> list[dict[str, Any]]:
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_cancelled_or_failed_v3_poll_leaves_no_traceback_and_no_socket() -> None:
+    async def go() -> tuple[list[dict[str, Any]], int, int]:
         loop = asyncio.get_running_loop()
         errors: list[dict[str, Any]] = []
         loop.set_exception_handler(lambda _, context: errors.append(context))
+        # a v2c simulator: it ignores SNMPv3, so a v3 poll waits in the engine discovery
         router = SimulatedRouter("r", [SimInterface("ether1", 1e9, 1e6, 1e6)], community="c")
         host, port = await router.start("127.0.0.1", 0)
-        engine = SnmpEngine()
+        sessions = SnmpSessions()
+        usm = UsmAuth("u", "SHA", "authpass-u", "AES", "privpass-u")
+        before = open_descriptors()
         try:
-            transport = await PysnmpTransport.create(
-                host, port, UsmAuth("u"), timeout=0.2, retries=0, engine=engine
+            waiting = SnmpCollector(
+                host, port, version="3", usm=usm, timeout=5, retries=0, sessions=sessions
             )
-            with pytest.raises(PollError):  # the v2c simulator ignores v3; the socket is open
-                await transport.discover_engine_id()
-            udp = engine.transport_dispatcher.get_transport(UdpTransportTarget.TRANSPORT_DOMAIN)
-            # a late answer read off the socket just before the agent stops
-            udp.datagram_received(b"\x30\x00", (host, port))
-            await close_engine(engine)
+            poll = asyncio.create_task(waiting.poll())
+            await asyncio.sleep(0.2)
+            poll.cancel()  # the agent stopping
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
+            silent = SnmpCollector(
+                host, port, version="3", usm=usm, timeout=0.2, retries=0, sessions=sessions
+            )
+            with pytest.raises(PollError):
+                await silent.poll()
+            await sessions.close()
             await asyncio.sleep(0.05)  # anything still queued runs now
+            after = open_descriptors()
         finally:
             await router.stop()
-        return errors
+        return errors, before, after
 
-    errors = asyncio.run(go())
+    errors, before, after = asyncio.run(go())
     assert errors == [], [str(e.get("exception") or e.get("message")) for e in errors]
+    assert after == before
