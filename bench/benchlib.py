@@ -7,9 +7,13 @@ the CPU and memory read from /proc/PID are the agent's alone.
 
 from __future__ import annotations
 
+import asyncio
+import bz2
+import importlib.util
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -19,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +140,113 @@ def agent(
     finally:
         stop(process)
         log.close()
+
+
+@dataclass(frozen=True)
+class SnmpV3User:
+    """One SNMPv3 authPriv user as snmpsim, the agent's config and snmp_exporter 0.21 spell it.
+
+    AES-256 is the Reeder (Cisco, net-snmp "AES-256C") key extension on every side: snmpsim's
+    AES256, the agent's AES-256 and the exporter's AES256C. The exporter's AES256 is the
+    Blumenthal extension (draft-blumenthal-aes-usm-04), which the agent does not speak."""
+
+    suite: str  # "SHA/AES-128": what the reports call it
+    name: str
+    auth: str  # the agent's spelling
+    priv: str
+    auth_key: str = "bench-auth-key"
+    priv_key: str = "bench-priv-key"
+
+    def snmpsim_args(self) -> list[str]:
+        spelled = {"SHA": "SHA", "SHA-256": "SHA256", "AES": "AES", "AES-256": "AES256"}
+        return [f"--v3-user={self.name}", f"--v3-auth-key={self.auth_key}",
+                f"--v3-auth-proto={spelled[self.auth]}", f"--v3-priv-key={self.priv_key}",
+                f"--v3-priv-proto={spelled[self.priv]}"]  # fmt: skip
+
+    def agent_keys(self, context: str) -> dict[str, str]:
+        """The keys of an agent config's `snmp:` entry."""
+        return {"version": "3", "user": self.name, "auth_protocol": self.auth,
+                "auth_password": self.auth_key, "priv_protocol": self.priv,
+                "priv_password": self.priv_key, "context": context}  # fmt: skip
+
+    def exporter_module(self, module: dict[str, Any], context: str) -> dict[str, Any]:
+        """An snmp_exporter 0.21 module (generator output format) reading as this user."""
+        spelled = {"SHA": "SHA", "SHA-256": "SHA256", "AES": "AES", "AES-256": "AES256C"}
+        auth = {"username": self.name, "security_level": "authPriv", "password": self.auth_key,
+                "auth_protocol": spelled[self.auth], "priv_protocol": spelled[self.priv],
+                "priv_password": self.priv_key, "context_name": context}  # fmt: skip
+        return {**module, "version": 3, "auth": auth}
+
+
+V3_USERS = (
+    SnmpV3User("SHA/AES-128", "bench-sha-aes", "SHA", "AES"),
+    SnmpV3User("SHA-256/AES-128", "bench-sha256-aes", "SHA-256", "AES"),
+    SnmpV3User("SHA-256/AES-256", "bench-sha256-aes256", "SHA-256", "AES-256"),
+)
+
+
+def recording_source(recording: str) -> Path:
+    """A recording of snmpsim-data, e.g. network/switch/cisco-c3560."""
+    spec = importlib.util.find_spec("snmpsim_data")
+    if spec is None or spec.origin is None:
+        sys.exit("pip install snmpsim snmpsim-data first")
+    source = Path(spec.origin).parent / "data" / f"{recording}.snmprec.bz2"
+    if not source.exists():
+        sys.exit(f"no recording {recording!r} in snmpsim-data ({source} missing)")
+    return source
+
+
+@contextmanager
+def snmpsim(
+    workdir: Path,
+    source: Path,
+    users: Sequence[SnmpV3User] = (),
+    hosts: Sequence[str] = ("127.0.0.1",),
+) -> Iterator[list[int]]:
+    """snmpsim serving `source` as community `public` and, to `users`, as v3 context `public`
+    (the file name selects the recording), one UDP port on each of `hosts`; yields the ports.
+    The workdir must be readable by `nobody`, whom snmpsim runs as."""
+    data, cache = workdir / "data", workdir / "cache"
+    data.mkdir(mode=0o755, parents=True)
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    target = data / "public.snmprec"
+    target.write_bytes(bz2.decompress(source.read_bytes()))
+    target.chmod(0o644)
+    binary = shutil.which("snmpsim-command-responder", path=str(VENV_BIN))
+    if binary is None:
+        sys.exit("snmpsim-command-responder not found next to this Python")
+    ports = [free_port(socket.SOCK_DGRAM) for _ in hosts]
+    # one engine: its ID first, then its data, users and endpoints (snmpsim's grouping)
+    argv = [binary, "--v3-engine-id=auto", f"--data-dir={data}", f"--cache-dir={cache}"]
+    for user in users:
+        argv += user.snmpsim_args()
+    argv += [
+        f"--agent-udpv4-endpoint={host}:{port}" for host, port in zip(hosts, ports, strict=True)
+    ]
+    argv += ["--process-user=nobody", "--process-group=nogroup"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield ports
+    finally:
+        stop(process)
+
+
+def wait_snmp(host: str, port: int, timeout: float = 300) -> None:
+    """Until an SNMP agent answers a v2c poll as community `public` (snmpsim indexes its
+    recording at the first request: seconds to minutes, which no agent start should count)."""
+    from collectors.readings import PollError
+    from collectors.snmp.collector import SnmpCollector
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(SnmpCollector(host, port, "public", timeout=5, retries=0).poll())
+            return
+        except PollError:  # not answering yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def base_config(workdir: Path, site: str) -> dict[str, Any]:

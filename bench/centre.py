@@ -11,6 +11,11 @@ every link was probed (the first poll is jittered 0-2 s by design), `--starts` t
 Footprint: the agent's utime+stime (/proc/PID/stat) over `--minutes` of steady running while
 /metrics is scraped every 15 s like Prometheus would, as a share of one core, per minute and
 overall; peak RSS is VmHWM from /proc/PID/status at the end.
+
+`--snmp-v3 SUITE` (e.g. SHA-256/AES-128): the two routers answer over SNMPv3 authPriv instead,
+as one snmpsim (10-interface huawei-acu2 recording, on 127.0.0.1 and 127.0.0.2) with that user;
+their WAN and uplink roles move to its XGigabitEthernet0/0/1 and 0/0/2. The recording's counters
+stand still, so the rates are 0; the poll's work (packets, crypto, decoding) is a router's.
 """
 
 from __future__ import annotations
@@ -18,23 +23,31 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from benchlib import (
+    V3_USERS,
+    SnmpV3User,
     agent,
     base_config,
     cpu_seconds,
     http_get,
     memory_kib,
+    recording_source,
     series_count,
     simulator,
+    snmpsim,
     spread,
     wait_complete,
+    wait_snmp,
     write_result,
 )
 
 SCRAPE_EVERY = 15.0
+V3_ROUTER_RECORDING = "network/router/huawei-acu2"
+V3_ROUTER_PORTS = ("XGigabitEthernet0/0/1", "XGigabitEthernet0/0/2")  # wan, uplink
 
 
 def config(workdir: Path, devices: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +57,27 @@ def config(workdir: Path, devices: dict[str, Any]) -> dict[str, Any]:
         "modbus": devices["modbus"],
         "links": devices["links"],
     }
+
+
+def v3_routers(devices: dict[str, Any], user: SnmpV3User, ports: list[int]) -> dict[str, Any]:
+    """The centre with its routers (the first two SNMP devices) answering over SNMPv3, their
+    ports and the links on them renamed to the recording's."""
+    hosts = ("127.0.0.1", "127.0.0.2")
+    renamed: dict[tuple[str, str], str] = {}
+    moved = []
+    for router, host, port in zip(devices["snmp"][:2], hosts, ports, strict=True):
+        keep = {k: v for k, v in router.items() if k not in ("address", "community")}
+        interfaces = []
+        for interface, name in zip(router["interfaces"], V3_ROUTER_PORTS, strict=True):
+            renamed[router["name"], interface["name"]] = name
+            interfaces.append({**interface, "name": name})
+        moved.append({**keep, "address": f"{host}:{port}", "interfaces": interfaces,
+                      **user.agent_keys("public")})  # fmt: skip
+    links = [
+        {**link, "interface": renamed.get((link["device"], link["interface"]), link["interface"])}
+        for link in devices["links"]
+    ]
+    return {**devices, "snmp": moved + devices["snmp"][2:], "links": links}
 
 
 def startup(workdir: Path, devices: dict[str, Any], starts: int) -> dict[str, Any]:
@@ -100,20 +134,31 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--settle", type=float, default=35, help="seconds before measuring")
+    parser.add_argument("--snmp-v3", choices=[user.suite for user in V3_USERS])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-centre-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-centre-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        with simulator(workdir, ["centre"]) as (_, devices):
-            result = {
-                "startup": startup(workdir, devices, args.starts),
-                "footprint": footprint(workdir, devices, args.minutes, args.settle),
-                "devices": {
-                    "snmp": len(devices["snmp"]),
-                    "modbus": len(devices["modbus"]),
-                    "links": len(devices["links"]),
-                },
-            }
+        workdir.chmod(0o755)  # snmpsim reads its recording as nobody
+        _, devices = stack.enter_context(simulator(workdir, ["centre"]))
+        if args.snmp_v3:
+            user = next(user for user in V3_USERS if user.suite == args.snmp_v3)
+            source = recording_source(V3_ROUTER_RECORDING)
+            hosts = ("127.0.0.1", "127.0.0.2")
+            ports = stack.enter_context(snmpsim(workdir / "snmpsim", source, [user], hosts))
+            for host, port in zip(hosts, ports, strict=True):
+                wait_snmp(host, port)
+            devices = v3_routers(devices, user, ports)
+        result = {
+            "startup": startup(workdir, devices, args.starts),
+            "footprint": footprint(workdir, devices, args.minutes, args.settle),
+            "devices": {
+                "snmp": len(devices["snmp"]),
+                "modbus": len(devices["modbus"]),
+                "links": len(devices["links"]),
+            },
+            "routers_snmp_v3": args.snmp_v3,
+        }
     write_result(args.json, result)
 
 

@@ -85,7 +85,8 @@ def _hub_rows(hub: dict[str, Any]) -> list[str]:
 
 
 def _exporter_rows(comparison: dict[str, Any]) -> list[str]:
-    """Benchmark 1 (bench/snmp_vs_exporter.py): agent/exporter ratios per recording."""
+    """Benchmark 1 (bench/snmp_vs_exporter.py): agent/exporter ratios per recording and suite
+    (v2c: CPU and packets; v3: CPU, the target of issue 12)."""
     rows = []
     version = comparison["exporter_version"]
     for run in comparison["recordings"]:
@@ -94,7 +95,11 @@ def _exporter_rows(comparison: dict[str, Any]) -> list[str]:
         agree = "" if not run["disagreements"] else "; the two sides' values DIFFER"
         if run["interfaces"]["agent"] != run["interfaces"]["exporter"]:
             agree = "; the two sides saw different interfaces"
-        what = f"same work as snmp_exporter {version} if_mib, {name} ({interfaces} interfaces)"
+        suite = run.get("suite", "v2c")
+        over = "" if suite == "v2c" else f" over SNMP{suite}"
+        what = (
+            f"same work as snmp_exporter {version} if_mib{over}, {name} ({interfaces} interfaces)"
+        )
         exporter, agent, ratios = run["exporter"], run["agent"], run["ratios"]
         rows.append(
             f"| 1 | {what}: agent CPU-s per poll / exporter per scrape | {ratios['cpu']:.2f} "
@@ -102,10 +107,59 @@ def _exporter_rows(comparison: dict[str, Any]) -> list[str]:
             f"s, medians of {run['rounds']} A/B rounds{agree}) | 1.0 or less | "
             f"{_verdict(ratios['cpu'] <= 1.0)} |"
         )
+        if suite == "v2c":
+            rows.append(
+                f"| 1 | {what}: SNMP packets per poll / per scrape | {ratios['packets']:.2f} "
+                f"({agent['packets']['median']:.0f} / {exporter['packets']['median']:.0f}"
+                f"{agree}) | 0.5 or less | {_verdict(ratios['packets'] <= 0.5)} |"
+            )
+    return rows
+
+
+def _process_rows(process: dict[str, Any]) -> list[str]:
+    """Benchmark 1, whole process (bench/snmp_process.py): per suite."""
+    rows = []
+    for run in process["suites"]:
+        name = run["recording"].rsplit("/", 1)[-1]
+        stat = run["stat"]
+        mine = stat["agent_cpu_seconds_per_poll"]["median"]
+        theirs = stat["exporter_cpu_seconds_per_scrape"]["median"]
+        target = run["target"]
         rows.append(
-            f"| 1 | {what}: SNMP packets per poll / per scrape | {ratios['packets']:.2f} "
-            f"({agent['packets']['median']:.0f} / {exporter['packets']['median']:.0f}{agree}) | "
-            f"0.5 or less | {_verdict(ratios['packets'] <= 0.5)} |"
+            f"| 1 | whole process, {name} over {run['suite']}: `erozgar-agent run` CPU-s per poll "
+            f"/ snmp_exporter {process['exporter_version']} per scrape (utime+stime, idle "
+            f"subtracted) | {stat['ratio']:.2f} ({mine:.4f} / {theirs:.4f} s, medians of "
+            f"{run['rounds']} A/B rounds of {run['polls']} polls) | {target:.1f} or less | "
+            f"{_verdict(stat['ratio'] <= target)} |"
+        )
+    return rows
+
+
+def _centre_rows(centre: dict[str, Any]) -> list[str]:
+    """Benchmark 2 (and 6, start-up, when measured) of one centre run."""
+    suite = centre.get("routers_snmp_v3")
+    over = f", routers over SNMPv3 authPriv {suite}" if suite else ""
+    what = f"reference centre{over}"
+    fp = centre["footprint"]
+    per = fp["cpu_share_per_window"]
+    spread = (
+        f" (per minute: median {_pct(per['median'])}, {_pct(per['min'])}-{_pct(per['max'])})"
+        if per
+        else ""
+    )
+    rss_mb = fp["peak_rss_mib"] * 1.048576
+    rows = [
+        f"| 2 | {what}, agent CPU over {fp['minutes']:.1f} min | "
+        f"{_pct(fp['cpu_share_of_one_core'])} of one core{spread} | under 2 % | "
+        f"{_verdict(fp['cpu_share_of_one_core'] < 0.02)} |",
+        f"| 2 | {what}, agent peak RSS ({fp['series']} series) | "
+        f"{rss_mb:.1f} MB | under 60 MB | {_verdict(rss_mb < 60)} |",
+    ]
+    st = centre["startup"]["seconds"]
+    if st:
+        rows.append(
+            f"| 6 | start-up: exec to first complete /metrics ({st['n']} starts{over}) "
+            f"| median {st['median']:.2f} s, {st['min']:.2f}-{st['max']:.2f} s | (no target) | |"
         )
     return rows
 
@@ -130,34 +184,17 @@ def render(directory: Path) -> str:
     comparison = _load(directory, "snmp_vs_exporter")
     if comparison:
         lines += _exporter_rows(comparison)
+    process = _load(directory, "snmp_process")
+    if process:
+        lines += _process_rows(process)
     centre = _load(directory, "centre")
+    centre_v3 = _load(directory, "centre_v3")
     scrape = _load(directory, "scrape")
     idle = _load(directory, "accuracy-idle")
     loaded = _load(directory, "accuracy-load")
-    if centre:
-        fp = centre["footprint"]
-        per = fp["cpu_share_per_window"]
-        spread = (
-            f" (per minute: median {_pct(per['median'])}, {_pct(per['min'])}-{_pct(per['max'])})"
-            if per
-            else ""
-        )
-        lines.append(
-            f"| 2 | reference centre, agent CPU over {fp['minutes']:.1f} min | "
-            f"{_pct(fp['cpu_share_of_one_core'])} of one core{spread} | under 2 % | "
-            f"{_verdict(fp['cpu_share_of_one_core'] < 0.02)} |"
-        )
-        rss_mb = fp["peak_rss_mib"] * 1.048576
-        lines.append(
-            f"| 2 | reference centre, agent peak RSS ({fp['series']} series) | "
-            f"{rss_mb:.1f} MB | under 60 MB | {_verdict(rss_mb < 60)} |"
-        )
-        st = centre["startup"]["seconds"]
-        if st:
-            lines.append(
-                f"| 6 | start-up: exec to first complete /metrics ({st['n']} starts) | median "
-                f"{st['median']:.2f} s, {st['min']:.2f}-{st['max']:.2f} s | (no target) | |"
-            )
+    for run in (centre, centre_v3):
+        if run:
+            lines += _centre_rows(run)
     if scrape:
         lat = scrape["latency_seconds"]
         slow_delay = scrape["slow_router_answer_delay_seconds"]
@@ -197,6 +234,10 @@ def render(directory: Path) -> str:
     if exporter.exists():
         lines += ["", "## 1. Same work as prometheus-snmp-exporter", "", "```",
                   exporter.read_text().rstrip(), "```"]  # fmt: skip
+    whole = directory / "snmp_process.txt"
+    if whole.exists():
+        lines += ["", "## 1. Whole process against prometheus-snmp-exporter", "", "```",
+                  whole.read_text().rstrip(), "```"]  # fmt: skip
     lines += ["", "## Raw figures", ""]
     for path in sorted(directory.glob("*.json")):
         lines += [f"`{path.name}`:", "", "```json", path.read_text().rstrip(), "```", ""]

@@ -9,8 +9,16 @@ Ethernet), network/switch/h3c-comware-lsq1wcmd0-2509p61 (1,317).
 
     /opt/erozgar-venv/bin/python bench/snmp_vs_exporter.py [--rounds 20] [--json FILE]
         [--recording network/switch/cisco-c3560 ...]   (paths under snmpsim_data/data)
+        [--suite v2c --suite SHA/AES-128 ...]          (default: v2c and every v3 suite)
 
-Per recording, N rounds in one run, A/B alternated (the exporter first in odd rounds, the
+Suites: v2c, and SNMPv3 authPriv with SHA/AES-128, SHA-256/AES-128 and SHA-256/AES-256, the
+same snmpsim serving the recording to a v3 user per suite (context `public`) and the exporter
+reading it through a copy of the if_mib module with that user's auth (snmp_exporter 0.21 takes
+SHA256, and AES-256 as AES256C, the Reeder key extension the agent's AES-256 is; benchlib.py).
+Every exporter scrape discovers the engine again (one packet more than v2c); the agent keeps
+the engine ID and its boots and time across polls, as the daemon does.
+
+Per recording and suite, N rounds in one run, A/B alternated (the exporter first in odd rounds, the
 agent first in even ones): one exporter scrape and one agent poll each. The agent polls as the
 daemon does between name refreshes: one collector kept across polls, the name table of its
 first poll passed back in. Both read the same values (interface names, status, speed, in/out
@@ -37,34 +45,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bz2
-import importlib.util
 import json
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
-from benchlib import cpu_seconds, free_port, spread, stop
+from benchlib import (
+    V3_USERS,
+    SnmpV3User,
+    cpu_seconds,
+    free_port,
+    recording_source,
+    snmpsim,
+    spread,
+    stop,
+)
 
 from collectors.readings import InterfaceNames, SnmpReading
+from collectors.snmp.client import SnmpSessions, UsmAuth
 from collectors.snmp.collector import SnmpCollector
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "bench" / "snmp_exporter_if_mib.yml"
 RECORDINGS = ("network/switch/cisco-c3560", "network/switch/zte-zrx10")
-CPU_TARGET, PACKETS_TARGET = 1.0, 0.5  # agent/exporter ratios, issue 7 item 1
+CPU_TARGET, PACKETS_TARGET = 1.0, 0.5  # agent/exporter ratios, issue 7 item 1, issue 12 item 1
+CONTEXT = "public"  # the v3 context name: snmpsim serves the recording of that file name
 # snmp_exporter 0.21 defaults for a module that sets none (config/config.go)
 EXPORTER_DEFAULTS = {"timeout": "5s", "retries": 3, "max_repetitions": 25}
 FIELDS = ("name", "oper_up", "speed_bps", "in_octets", "out_octets", "in_errors",
@@ -80,42 +96,6 @@ def thread_cpu_seconds(pid: int) -> float:
         except FileNotFoundError:  # a thread that ended since the listing
             continue
     return total / 1e9
-
-
-def recording_source(recording: str) -> Path:
-    spec = importlib.util.find_spec("snmpsim_data")
-    if spec is None or spec.origin is None:
-        sys.exit("pip install snmpsim snmpsim-data first")
-    source = Path(spec.origin).parent / "data" / f"{recording}.snmprec.bz2"
-    if not source.exists():
-        sys.exit(f"no recording {recording!r} in snmpsim-data ({source} missing)")
-    return source
-
-
-@contextmanager
-def snmpsim(workdir: Path, source: Path) -> Iterator[int]:
-    """snmpsim serving `source` as community `public`; yields its UDP port."""
-    data, cache = workdir / "data", workdir / "cache"
-    data.mkdir(mode=0o755, parents=True)
-    cache.mkdir(mode=0o777)
-    cache.chmod(0o777)
-    target = data / "public.snmprec"
-    target.write_bytes(bz2.decompress(source.read_bytes()))
-    target.chmod(0o644)
-    binary = shutil.which("snmpsim-command-responder", path=str(Path(sys.executable).parent))
-    if binary is None:
-        sys.exit("snmpsim-command-responder not found next to this Python")
-    port = free_port(socket.SOCK_DGRAM)
-    process = subprocess.Popen(
-        [binary, f"--data-dir={data}", f"--cache-dir={cache}",
-         f"--agent-udpv4-endpoint={HOST}:{port}",
-         "--process-user=nobody", "--process-group=nogroup"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        yield port
-    finally:
-        stop(process)
 
 
 @contextmanager
@@ -144,11 +124,26 @@ def exporter_scrape(pid: int, url: str) -> tuple[float, str]:
     return thread_cpu_seconds(pid) - before, body
 
 
-async def agent_polls(port: int) -> AsyncGenerator[tuple[float, SnmpReading], bool]:
-    """The agent's side, all of it: one collector kept across polls as in the daemon. The first
-    poll walks the names; later ones pass its name table back in, unless the caller sends True
-    (the refresh every name_cache_minutes). Yields (CPU seconds of this process, reading)."""
-    collector = SnmpCollector(HOST, port, "public", timeout=5, retries=1)
+def usm(user: SnmpV3User) -> UsmAuth:
+    return UsmAuth(user.name, user.auth, user.auth_key, user.priv, user.priv_key, CONTEXT)
+
+
+async def agent_polls(
+    port: int, user: SnmpV3User | None
+) -> AsyncGenerator[tuple[float, SnmpReading], bool]:
+    """The agent's side, all of it: one collector kept across polls as in the daemon, with the
+    daemon's shared SnmpSessions (for v3: engine ID discovered on the first poll, then kept).
+    The first poll walks the names; later ones pass its name table back in, unless the caller
+    sends True (the refresh every name_cache_minutes). Yields (CPU seconds of this process,
+    reading)."""
+    sessions = SnmpSessions()
+    collector = (
+        SnmpCollector(HOST, port, "public", timeout=5, retries=1, sessions=sessions)
+        if user is None
+        else SnmpCollector(
+            HOST, port, version="3", usm=usm(user), timeout=5, retries=1, sessions=sessions
+        )
+    )
     known: InterfaceNames | None = None
     try:
         while True:
@@ -158,6 +153,7 @@ async def agent_polls(port: int) -> AsyncGenerator[tuple[float, SnmpReading], bo
             known = None if refresh else reading.names
     finally:
         await collector.close()
+        await sessions.close()
 
 
 _SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
@@ -241,40 +237,78 @@ def module_settings(config: Path) -> dict[str, Any]:
     return {key: module.get(key, default) for key, default in EXPORTER_DEFAULTS.items()}
 
 
-async def measure(recording: str, rounds: int, pid: int, http_port: int, workdir: Path) -> dict:
-    """Figures of one recording: `rounds` A/B rounds plus one name refresh of the agent."""
-    with snmpsim(workdir, recording_source(recording)) as snmp_port:
-        url = f"http://{HOST}:{http_port}/snmp?target={HOST}:{snmp_port}&module=if_mib"
-        deadline = time.monotonic() + 300
-        while True:  # snmpsim indexes the recording first; this scrape also warms both up
-            try:
-                if "ifOperStatus" in scrape(url):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                sys.exit(f"{recording}: snmpsim or the exporter did not answer within 300 s")
-            time.sleep(1)
-        agent = agent_polls(snmp_port)
-        _, first = await anext(agent)  # names walked; the daemon's first poll, not timed
-        exporter_cpu: list[float] = []
-        agent_cpu: list[float] = []
-        bodies: list[dict[str, list[tuple[dict[str, str], float]]]] = []
-        readings: list[SnmpReading] = []
-        stat_before = cpu_seconds(pid)
-        for number in range(rounds):
-            for side in ("exporter", "agent") if number % 2 == 0 else ("agent", "exporter"):
-                if side == "exporter":
-                    cpu, body = exporter_scrape(pid, url)
-                    exporter_cpu.append(cpu)
-                    bodies.append(exposition(body))
-                else:
-                    cpu, reading = await agent.asend(False)
-                    agent_cpu.append(cpu)
-                    readings.append(reading)
-        stat_total = cpu_seconds(pid) - stat_before
-        refresh_cpu, refresh = await agent.asend(True)
-        await agent.aclose()
+def module_name(user: SnmpV3User | None) -> str:
+    return "if_mib" if user is None else f"if_mib_{user.name}"
+
+
+def exporter_config(config: Path, users: Sequence[SnmpV3User], workdir: Path) -> Path:
+    """The if_mib module as given, plus one copy per v3 user reading as that user."""
+    module = yaml.safe_load(config.read_text())["if_mib"]
+    modules = {"if_mib": module}
+    modules |= {module_name(user): user.exporter_module(module, CONTEXT) for user in users}
+    path = workdir / "snmp_exporter.yml"
+    path.write_text(yaml.safe_dump(modules))
+    return path
+
+
+def wait_ready(url: str, what: str) -> None:
+    """Scrape until the exporter reads the recording: snmpsim indexes it first (minutes for a
+    big one); this also warms both up."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if "ifOperStatus" in scrape(url):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            sys.exit(f"{what}: snmpsim or the exporter did not answer within 300 s")
+        time.sleep(1)
+
+
+async def measure(
+    recording: str, users: Sequence[SnmpV3User | None], rounds: int, pid: int, http_port: int,
+    workdir: Path,
+) -> list[dict]:  # fmt: skip
+    """Figures of one recording, per user (None: v2c), from one snmpsim serving them all."""
+    v3 = [user for user in users if user is not None]
+    results = []
+    with snmpsim(workdir, recording_source(recording), v3) as (snmp_port,):
+        base = f"http://{HOST}:{http_port}/snmp?target={HOST}:{snmp_port}&module="
+        for user in users:
+            url = base + module_name(user)
+            wait_ready(url, f"{recording} over {suite_name(user)}")
+            result = await compare(snmp_port, user, url, rounds, pid)
+            results.append({"recording": recording, **result})
+    return results
+
+
+def suite_name(user: SnmpV3User | None) -> str:
+    return "v2c" if user is None else f"v3 authPriv {user.suite}"
+
+
+async def compare(snmp_port: int, user: SnmpV3User | None, url: str, rounds: int, pid: int) -> dict:
+    """`rounds` A/B rounds plus one name refresh of the agent."""
+    agent = agent_polls(snmp_port, user)
+    _, first = await anext(agent)  # names walked; the daemon's first poll, not timed
+    exporter_cpu: list[float] = []
+    agent_cpu: list[float] = []
+    bodies: list[dict[str, list[tuple[dict[str, str], float]]]] = []
+    readings: list[SnmpReading] = []
+    stat_before = cpu_seconds(pid)
+    for number in range(rounds):
+        for side in ("exporter", "agent") if number % 2 == 0 else ("agent", "exporter"):
+            if side == "exporter":
+                cpu, body = exporter_scrape(pid, url)
+                exporter_cpu.append(cpu)
+                bodies.append(exposition(body))
+            else:
+                cpu, reading = await agent.asend(False)
+                agent_cpu.append(cpu)
+                readings.append(reading)
+    stat_total = cpu_seconds(pid) - stat_before
+    refresh_cpu, refresh = await agent.asend(True)
+    await agent.aclose()
     last, rows = readings[-1], exporter_rows(bodies[-1])
     packets = [scalar(b, "snmp_scrape_packets_sent") for b in bodies]
     agent_packets = [r.requests + r.retries for r in readings]
@@ -282,7 +316,7 @@ async def measure(recording: str, rounds: int, pid: int, http_port: int, workdir
     agent_figures = spread(agent_cpu)
     paired = [mine / theirs for mine, theirs in zip(agent_cpu, exporter_cpu, strict=True)]
     return {
-        "recording": recording,
+        "suite": suite_name(user),
         "rounds": rounds,
         "interfaces": {"agent": len(last.interfaces), "exporter": len(rows)},
         "disagreements": disagreements(last, rows),
@@ -333,7 +367,7 @@ def packets_text(figures: dict[str, float]) -> str:
 
 
 def report(result: dict, exporter_version: str, settings: dict[str, Any]) -> list[str]:
-    """The figures of one recording as printed (and kept in RESULTS.md)."""
+    """The figures of one recording over one suite as printed (and kept in RESULTS.md)."""
     seen = result["interfaces"]
     exp, agent, walked, ratios = (
         result["exporter"], result["agent"], result["agent_names_walked"], result["ratios"]
@@ -353,7 +387,8 @@ def report(result: dict, exporter_version: str, settings: dict[str, Any]) -> lis
     stat = exp["stat_cpu_seconds_total"] / result["rounds"]
     return [
         "",
-        f"{result['recording']}, {result['rounds']} rounds A/B alternated (exporter first in "
+        f"{result['recording']} over {result['suite']}, {result['rounds']} rounds A/B alternated "
+        "(exporter first in "
         f"odd rounds): {count}; {values}",
         f"  {'per poll or scrape':<31} {'packets':>9} {'varbinds':>9} {'CPU-s median':>12} "
         "IQR (min-max)",
@@ -385,12 +420,25 @@ def exporter_version(binary: str) -> str:
     return match[1] if match else "(unknown version)"
 
 
+def suites(names: Sequence[str] | None) -> list[SnmpV3User | None]:
+    """v2c (None) and the v3 users, by suite name ("v2c", "SHA/AES-128", ...)."""
+    known: dict[str, SnmpV3User | None] = {"v2c": None} | {u.suite: u for u in V3_USERS}
+    unknown = set(names or ()) - known.keys()
+    if unknown:
+        sys.exit(f"unknown suite {sorted(unknown)}: choose from {list(known)}")
+    return [known[name] for name in names or known]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20, help="A/B rounds per recording")
     parser.add_argument(
         "--recording", action="append", help=f"under snmpsim_data/data (default: {RECORDINGS})"
     )
+    parser.add_argument(
+        "--suite", action="append",
+        help=f"v2c or a v3 suite, {[u.suite for u in V3_USERS]} (default: all)",
+    )  # fmt: skip
     parser.add_argument("--exporter-config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -403,15 +451,17 @@ def main() -> None:
         sys.exit("needs /proc/PID/task/TID/schedstat (a Linux kernel with CONFIG_SCHED_INFO)")
     settings = module_settings(args.exporter_config)
     version = exporter_version(binary)
+    users = suites(args.suite)
     root = Path(tempfile.mkdtemp(prefix="erozgar-bench-"))
     root.chmod(0o755)  # snmpsim reads its recording as nobody
     results = []
     try:
-        with exporter(binary, args.exporter_config) as (pid, http_port):
+        config = exporter_config(args.exporter_config, [u for u in users if u], root)
+        with exporter(binary, config) as (pid, http_port):
             for number, recording in enumerate(args.recording or RECORDINGS):
                 workdir = root / str(number)
-                results.append(
-                    asyncio.run(measure(recording, args.rounds, pid, http_port, workdir))
+                results += asyncio.run(
+                    measure(recording, users, args.rounds, pid, http_port, workdir)
                 )
     finally:
         shutil.rmtree(root, ignore_errors=True)
