@@ -360,9 +360,11 @@ def memory_available_gib() -> float:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
-def wait_settled(vm_url: str, settle: float, deadline_s: float = 1800) -> float:
-    """Seconds until no new series appeared for 30 s and `settle` passed; stops the run while
-    the machine (shared with other jobs) still has MIN_AVAILABLE_GIB free."""
+def wait_settled(vm_url: str, vmagent_url: str, settle: float, deadline_s: float = 1800) -> float:
+    """Seconds until no new series appeared for 30 s, vmagent has nothing left to send (the
+    first minutes' new series are slow to register, and vmagent buffers meanwhile) and `settle`
+    passed; stops the run while the machine (shared with other jobs) still has
+    MIN_AVAILABLE_GIB free."""
     started = time.monotonic()
     last_new, last_change = -1.0, time.monotonic()
     while time.monotonic() - started < deadline_s:
@@ -372,7 +374,8 @@ def wait_settled(vm_url: str, settle: float, deadline_s: float = 1800) -> float:
         if new != last_new:
             last_new, last_change = new, time.monotonic()
         quiet = time.monotonic() - last_change
-        if new > 0 and quiet >= 30 and time.monotonic() - started >= settle:
+        pending = metric(own_metrics(vmagent_url), "vmagent_remotewrite_pending_data_bytes")
+        if new > 0 and quiet >= 30 and not pending and time.monotonic() - started >= settle:
             return time.monotonic() - started
         time.sleep(5)
     raise RuntimeError(f"new series still appearing after {deadline_s:g} s")
@@ -624,10 +627,19 @@ def fleet(
             vmagent = stack.enter_context(
                 running(argv, workdir / "vmagent.log", f"http://127.0.0.1:{agent_port}/health")
             )
-            settled = wait_settled(vm.url, settle)
+            settled = wait_settled(vm.url, f"http://127.0.0.1:{agent_port}", settle)
             vm_pid = vm._process.pid  # type: ignore[union-attr]
             vmagent_cpu0 = cpu_seconds(vmagent.pid)
+            shipper0 = own_metrics(f"http://127.0.0.1:{agent_port}")
             result = ingestion(vm, vm_pid, seconds)
+            shipper1 = own_metrics(f"http://127.0.0.1:{agent_port}")
+            pushed = "vmagent_remotewrite_rows_pushed_after_relabel_total"
+            result["offered_samples_per_s"] = (
+                metric(shipper1, pushed) - metric(shipper0, pushed)
+            ) / result["window_s"]
+            result["vmagent_pending_bytes_at_end"] = metric(
+                shipper1, "vmagent_remotewrite_pending_data_bytes"
+            )
             result["vmagent_cpu_cores"] = (cpu_seconds(vmagent.pid) - vmagent_cpu0) / seconds
             result["vmagent_rss_mib"] = memory_kib(vmagent.pid)["VmRSS"] / 1024
             result["settled_after_s"] = settled
@@ -720,6 +732,8 @@ def report(r: dict[str, Any]) -> str:
         f"| active series | {r['active_series']:,.0f} | {r['active_series'] / k:,.0f} |",
         f"| samples ingested per second | {r['samples_per_s']:,.0f} | "
         f"{r['samples_per_s'] / k:,.0f} |",
+        f"| samples vmagent sent per second (left in its buffer at the end) | "
+        f"{r['offered_samples_per_s']:,.0f} ({r['vmagent_pending_bytes_at_end']:,.0f} bytes) | |",
         f"| disk per day (data {r['disk_bytes_per_row']:.2f} bytes/sample; index "
         f"{r['index_bytes_per_series'] or 0:.0f} bytes/series) | "
         f"{r['disk_bytes_per_day'] / 1e9:.2f} GB | {r['disk_bytes_per_day'] / 1e9 / k:.2f} GB |",
