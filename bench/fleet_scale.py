@@ -742,8 +742,15 @@ def report(r: dict[str, Any]) -> str:
         f"| active series | {r['active_series']:,.0f} | {r['active_series'] / k:,.0f} |",
         f"| samples ingested per second | {r['samples_per_s']:,.0f} | "
         f"{r['samples_per_s'] / k:,.0f} |",
-        f"| samples vmagent sent per second (left in its buffer at the end) | "
-        f"{r['offered_samples_per_s']:,.0f} ({r['vmagent_pending_bytes_at_end']:,.0f} bytes) | |",
+        *(
+            [
+                "| samples vmagent sent per second (left in its buffer at the end) | "
+                f"{r['offered_samples_per_s']:,.0f} ({r['vmagent_pending_bytes_at_end']:,.0f} "
+                "bytes) | |"
+            ]
+            if "offered_samples_per_s" in r  # runs before 2026-11-30 lack it
+            else []
+        ),
         f"| disk per day (data {r['disk_bytes_per_row']:.2f} bytes/sample; index "
         f"{r['index_bytes_per_series'] or 0:.0f} bytes/series) | "
         f"{r['disk_bytes_per_day'] / 1e9:.2f} GB | {r['disk_bytes_per_day'] / 1e9 / k:.2f} GB |",
@@ -822,12 +829,16 @@ def main() -> None:
     parser.add_argument("--label", default="shipped", help="names the set in RESULTS.md")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--results", type=Path, help="RESULTS.md to write the figures into")
+    parser.add_argument("--from-json", type=Path, help="write a saved run's figures, run nothing")
     args = parser.parse_args()
     if args.command == "serve":
         asyncio.run(serve(args.table, args.port))
         return
-    result = run(args)
-    write_result(args.json, result)
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+    else:
+        result = run(args)
+        write_result(args.json, result)
     if args.results:
         write_results(args.results, report(result), args.label, args.centres)
 
