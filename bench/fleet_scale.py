@@ -92,7 +92,6 @@ from tests.integration.deploy_stack import (
 )
 
 SITE = "\x00SITE\x00"  # where each centre's id goes in the served text
-CAPTURE_SITE = "BENCH-CENTRE"
 REGIONS = {
     "ISB": "islamabad",
     "LHE": "punjab",
