@@ -37,8 +37,8 @@ Method:
    bound on what a day's parts cost.
 4. Queries, after that, with ingestion and vmalert going on: every target of the fleet and centre
    dashboards as Grafana sends it (instant panels to /api/v1/query at now, the others to
-   /api/v1/query_range over the dashboard's default range with a 60 s step: the data source's
-   timeInterval; $__range the default range, $__rate_interval 240 s, $site a centre), plus the
+   /api/v1/query_range over the dashboard's default range, the step the data source's
+   timeInterval; $__range the default range, $__rate_interval 4 steps, $site a centre), plus the
    centre dashboard's site variable (/api/v1/label/site/values), each `--repeats` times in turn,
    with nocache=1 (no result cache). The store holds only this run's minutes, so queries over
    24 h read the minutes there are.
@@ -103,9 +103,7 @@ REGIONS = {
     "MUX": "south-punjab",
 }
 DASHBOARDS = ("erozgar-fleet", "erozgar-centre")
-STEP_S = 60  # Grafana's step: the data source's timeInterval (deploy/grafana/provisioning)
 MIN_AVAILABLE_GIB = 4.0
-RATE_INTERVAL_S = 240  # Grafana's $__rate_interval: max(step + timeInterval, 4 x timeInterval)
 RULES_WARMUP_S = 30  # vmalert's first evaluations, before its window
 
 
@@ -490,6 +488,14 @@ def disk(vm: VictoriaMetrics, active: float, samples_s: float) -> dict[str, floa
 # 4. Dashboards ------------------------------------------------------------------------------
 
 
+def time_interval() -> int:
+    """The data source's timeInterval (seconds): Grafana's least step; its $__rate_interval is
+    then max(step + timeInterval, 4 x timeInterval) = 4 x timeInterval at the default ranges."""
+    path = DEPLOY / "grafana" / "provisioning" / "datasources" / "erozgar.yml"
+    (source,) = yaml.safe_load(path.read_text())["datasources"]
+    return int(parse_seconds(source["jsonData"]["timeInterval"]))
+
+
 def dashboard_queries(name: str, site: str) -> tuple[int, list[dict[str, Any]]]:
     """The default range (seconds) and every target of dashboard `name` as Grafana sends it."""
     board = json.loads((DEPLOY / "grafana" / "dashboards" / f"{name}.json").read_text())
@@ -518,7 +524,7 @@ def dashboard_queries(name: str, site: str) -> tuple[int, list[dict[str, Any]]]:
                     target["expr"]
                     .replace("$site", site)
                     .replace("$__range", f"{range_s}s")
-                    .replace("$__rate_interval", f"{RATE_INTERVAL_S}s")
+                    .replace("$__rate_interval", f"{4 * time_interval()}s")
                 )
                 queries.append(
                     {"panel": panel["title"], "expr": expr, "instant": bool(target.get("instant"))}
@@ -541,7 +547,8 @@ def expects_data(expr: str, shipped: set[str]) -> bool:
 
 
 def run_queries(vm_url: str, site: str, repeats: int, shipped: set[str]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
+    step = time_interval()
     for board in DASHBOARDS:
         range_s, queries = dashboard_queries(board, site)
         for q in queries:
@@ -558,9 +565,9 @@ def run_queries(vm_url: str, site: str, repeats: int, shipped: set[str]) -> dict
                     path = "/api/v1/query_range"
                     params = {
                         "query": q["expr"],
-                        "start": math.floor((now - range_s) / STEP_S) * STEP_S,
+                        "start": math.floor((now - range_s) / step) * step,
                         "end": now,
-                        "step": STEP_S,
+                        "step": step,
                     }
                 params["nocache"] = 1
                 try:
@@ -662,6 +669,7 @@ def fleet(
             )
             time.sleep(RULES_WARMUP_S)
             result.update(rules(vm, vm_pid, vmalert_url, vmalert.pid, seconds))
+            result["query_step_s"] = time_interval()
             result["queries"] = run_queries(vm.url, centres[0][0], repeats, shipped_names(sample))
             result.update(disk(vm, result["active_series"], result["samples_per_s"]))
             targets = json.loads(http_get(f"http://127.0.0.1:{agent_port}/api/v1/targets"))
