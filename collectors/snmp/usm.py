@@ -46,7 +46,7 @@ import itertools
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from collectors.readings import PollError
 
@@ -109,10 +109,17 @@ class LocalKeys:
     auth: bytes
     priv_protocol: str | None
     priv: bytes
+    # keyed once: a copy of it signs a message in 1.4 us, hmac.digest in 2.0 (1,400 octets)
+    _mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        mac = hmac.new(self.auth, digestmod=_AUTH[self.auth_protocol][0])  # C, on OpenSSL
+        object.__setattr__(self, "_mac", mac)
 
     def digest(self, message: bytes) -> bytes:
-        name, length = _AUTH[self.auth_protocol]
-        return hmac.digest(self.auth, message, name)[:length]  # C, on OpenSSL
+        mac = self._mac.copy()
+        mac.update(message)
+        return mac.digest()[: _AUTH[self.auth_protocol][1]]
 
     def encrypt(self, plaintext: bytes, boots: int, engine_time: int) -> tuple[bytes, bytes]:
         """(ciphertext, msgPrivacyParameters) of a scoped PDU."""
