@@ -10,12 +10,16 @@ routers over SNMPv3 under 60 MB RSS. With usm.py on `cryptography` it peaked at 
 and hmac already run on the system's libcrypto (libcrypto.so.3 on Debian 12, mapped into every
 process that imports hashlib); ctypes on that same library cost 1.9 MB. So HMAC comes from the
 standard library (usm.py) and the two ciphers from here, through OpenSSL's EVP interface.
+The price, measured per request and answer (SHA-256/AES-128, a 1,300-octet answer): 9.9 us
+against 8.6 with `cryptography`, since Debian's OpenSSL 3.0 runs CFB at about 1 ns an octet,
+the wheel's own newer OpenSSL several times faster; a poll's 18 exchanges spend 14 ms of CPU,
+so this is 0.2 % of it.
 
 The library is found as CPython's _hashlib finds it: dlsym on _hashlib's own handle searches its
 dependencies, so the symbols resolve in the very libcrypto hashlib uses (no second OpenSSL in the
-process); ctypes.util.find_library("crypto") is the fallback. It is loaded on first use, so an
-agent without SNMPv3 privacy never loads ctypes; when it cannot be loaded, the poll fails with a
-one-line PollError("config") naming what is missing.
+process); ctypes.util.find_library("crypto") is the fallback. It is opened on first use (this
+module comes with usm.py, imported only when a v3 device is configured); when it cannot be
+opened, each authPriv poll fails with a one-line PollError("config") naming what is missing.
 
 Every function has its C signature declared (a wrong one crashes the process rather than
 raising), every return code is checked, each cipher context is freed in `finally`, and output
