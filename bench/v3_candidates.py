@@ -10,7 +10,7 @@ SHA / AES-128. Each candidate keeps one collector across polls, as the daemon do
 table back in. Per round every candidate polls once, in a rotating order (A/B/C, B/C/A, ...),
 and its CPU is time.process_time around the poll in its own process.
 
-- usm: the agent's SNMPv3 transport (collectors/snmp/usm.py over ber.py and `cryptography`).
+- usm: the agent's SNMPv3 transport (collectors/snmp/usm.py over ber.py, hmac and libcrypto.py).
 - pysnmp: the same SnmpCollector over pysnmp 7.1 hlapi v3arch (the transport the agent used
   before usm.py, kept here in short: one SnmpEngine, master keys hashed once per user,
   lookupMib=False, values decoded from pyasn1 as it did).
@@ -347,7 +347,7 @@ def report(result: dict[str, Any]) -> list[str]:
         f"  {'candidate':<44} {'CPU-s median':>12} {'IQR':>15} {'x usm':>6}",
     ]
     labels = {
-        "usm": "usm.py (our USM over ber.py, cryptography)",
+        "usm": "usm.py (our USM over ber.py, hmac, libcrypto)",
         "pysnmp": "pysnmp 7.1 hlapi (the v3 path before)",
         "v2c": "v2c, community.py (reference)",
         "ezsnmp": "ezsnmp 2.5 (net-snmp), requests replayed",
