@@ -92,7 +92,7 @@ def _state() -> AgentState:
 
 
 def _text(registry: TextRegistry) -> str:
-    return b"".join(registry.render_chunks()).decode()
+    return b"".join(map(exposition.unpack, registry.render_chunks())).decode()
 
 
 def _without_process(text: str) -> str:
