@@ -47,6 +47,7 @@ _RAW = -15  # raw deflate, no container: the gzip header and trailer are written
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 _FINAL_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set, as zlib ends one
 _TRAILER = struct.Struct("<II")  # a CRC-32 and a length, as the gzip trailer holds them
+_CRC_RUN = 5 << 10  # zlib.crc32 keeps the GIL up to this many bytes (CPython's zlibmodule.c)
 # Pieces are written (or inflated) in batches of about this many bytes. Few: the scrape thread
 # takes the GIL back after each write or inflation, up to 5 ms each while the loop is busy.
 BATCH_BYTES = 8 << 20
@@ -97,13 +98,18 @@ def gzip_body(pieces: list[bytes]) -> list[bytes | memoryview]:
 
     CRC-32 is affine in its start value: the CRC of A+B is crc(B) ^ crc(n zeros, crc(A)) ^
     crc(n zeros, 0), n = len(B). `pack` stored crc(B) ^ crc(n zeros, 0), so chaining a piece is
-    one zlib.crc32 over zeros, at memory speed."""
+    zlib.crc32 over n zeros, at memory speed, in runs short enough that zlib keeps the GIL:
+    handing it over (above 5 KiB) would let the busy loop hold it up to 5 ms each time."""
     crc = size = 0
-    zeros = memoryview(bytes(max(map(_size, pieces), default=0)))
+    zeros = memoryview(bytes(_CRC_RUN))
+    crc32 = zlib.crc32
     for piece in pieces:
         link, n = _TRAILER.unpack_from(piece, len(piece) - 8)
-        crc = link ^ zlib.crc32(zeros[:n], crc)
         size += n
+        while n > _CRC_RUN:
+            crc = crc32(zeros, crc)
+            n -= _CRC_RUN
+        crc = link ^ crc32(zeros[:n], crc)
     body: list[bytes | memoryview] = [_GZIP_HEADER]
     body += (memoryview(piece)[:-8] for piece in pieces)
     body += (_FINAL_BLOCK, _TRAILER.pack(crc, size & 0xFFFFFFFF))
