@@ -77,20 +77,9 @@ def pack(text: bytes) -> bytes:
     return segment + _TRAILER.pack(link, len(text))
 
 
-def inflated(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """The pieces' texts, in runs of about BATCH_BYTES: their segments chain into one deflate
-    stream, so a run is inflated in one call (zlib lets the loop run meanwhile)."""
-    inflater = zlib.decompressobj(_RAW)
-    run: list[memoryview] = []
-    held = 0
-    for piece in pieces:
-        run.append(memoryview(piece)[:-8])
-        held += _size(piece)
-        if held >= BATCH_BYTES:
-            yield inflater.decompress(b"".join(run))
-            run, held = [], 0
-    if run:
-        yield inflater.decompress(b"".join(run))
+def unpack(piece: bytes) -> bytes:
+    """The text a `pack`ed piece holds."""
+    return zlib.decompressobj(_RAW).decompress(memoryview(piece)[:-8])
 
 
 def gzip_body(pieces: list[bytes]) -> list[bytes | memoryview]:
@@ -216,16 +205,14 @@ def metrics_app(registry: CollectorRegistry) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         pieces = registry.render_chunks()
         headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
-        body: Iterable[bytes]
+        body: Iterable[bytes | memoryview]
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
-            zipped = gzip_body(pieces)
-            length = sum(map(len, zipped))
-            headers += [("Content-Encoding", "gzip"), ("Content-Length", str(length))]
-            body = batches(zipped)
+            body = gzip_body(pieces)
+            headers += [("Content-Encoding", "gzip"), ("Content-Length", str(sum(map(len, body))))]
         else:
-            body = inflated(pieces)
+            body = map(unpack, pieces)
             headers.append(("Content-Length", str(sum(map(_size, pieces)))))
         start_response("200 OK", headers)
-        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else body
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else batches(body)
 
     return app

@@ -93,7 +93,7 @@ def _state() -> AgentState:
 
 
 def _text(registry: TextRegistry) -> str:
-    return b"".join(exposition.inflated(registry.render_chunks())).decode()
+    return b"".join(map(exposition.unpack, registry.render_chunks())).decode()
 
 
 def _without_process(text: str) -> str:
@@ -254,7 +254,7 @@ def test_the_cached_text_is_held_compressed_and_a_gzip_scrape_is_one_member():
     registry = build_registry(state)
     asyncio.run(registry.prerender())
     pieces = registry.render_chunks()
-    plain = b"".join(exposition.inflated(pieces))
+    plain = b"".join(map(exposition.unpack, pieces))
     held = sum(len(piece) for piece in pieces)
     assert held < len(plain) / 5
     body = b"".join(exposition.gzip_body(pieces))
