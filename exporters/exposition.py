@@ -9,10 +9,15 @@ family's samples may come from many devices; `Assembler` keeps each family's one
 and lists every device's lines under it, in first-use order, so the text is byte for byte what
 prometheus_client's generate_latest writes for the same registry.
 
-The body is never joined into one string: a hub's is over 100 MB, and joining, encoding and
-compressing it whole held three copies at once. Plain, the pieces are written in batches;
-gzip, they go through one streaming compressor (zlib lets other threads run while it works) and
-only the compressed body, a tenth of the size, is held.
+The text is held compressed, and the body is never joined into one string: a hub's text is
+over 100 MB. Each piece (a family's header, or one device's samples of a family) is compressed
+once, when rendered, into a raw deflate segment that ends on a byte boundary (Z_SYNC_FLUSH) and
+carries its CRC-32 and length (`pack`). Deflate segments from separate compressors concatenate
+into one valid stream (pigz does the same), so a gzip scrape writes a 10-byte gzip header, the
+segments, an empty final block and a trailer whose CRC is combined from the pieces' (`gzip_body`):
+one gzip member, which every reader takes (curl --compressed stops after the first of several
+members, so concatenated gzip members would not do). A plain scrape (humans, curl without
+--compressed) inflates piece by piece while it streams.
 
 The fast path always answers text format 0.0.4 (Prometheus accepts it whatever it lists first
 in Accept), gzip-compressed when the client accepts gzip. `name[]` filters are not supported
@@ -22,6 +27,7 @@ describes no names up front).
 
 from __future__ import annotations
 
+import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
@@ -31,14 +37,19 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-# (family name, b"# HELP ...\n# TYPE ...\n", sample lines)
+# (family name, b"# HELP ...\n# TYPE ...\n", sample lines), the two texts `pack`ed
 Rendered = tuple[str, bytes, bytes]
 StartResponse = Callable[..., Any]
 # Level 1 compresses a 1 MB exposition about 10x at a fifth of the CPU of level 9.
 GZIP_LEVEL = 1
-_GZIP_WBITS = 31  # zlib's gzip container (header and CRC), as gzip.compress writes
-# Pieces are written (or compressed) in batches of about this many bytes. Few: the scrape thread
-# takes the GIL back after each write or compression, up to 5 ms each while the loop is busy.
+_RAW = -15  # raw deflate, no container: the gzip header and trailer are written per scrape
+# gzip member header (RFC 1952): deflate, no flags, no mtime, unknown OS
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+_FINAL_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set, as zlib ends one
+_TRAILER = struct.Struct("<II")  # a CRC-32 and a length, as the gzip trailer holds them
+_CRC_RUN = 5 << 10  # zlib.crc32 keeps the GIL up to this many bytes (CPython's zlibmodule.c)
+# Pieces are written (or inflated) in batches of about this many bytes. Few: the scrape thread
+# takes the GIL back after each write or inflation, up to 5 ms each while the loop is busy.
 BATCH_BYTES = 8 << 20
 # Every device renders the same family names and headers: one copy of each, not one per device.
 _SHARED: dict[Any, Any] = {}
@@ -49,12 +60,54 @@ class TextCollector(Protocol):
     """A collector that writes its own text format 0.0.4, faster than collect()."""
 
     def render_chunks(self) -> list[bytes]:
-        """The exposition, in pieces to write one after another."""
+        """The exposition, in `pack`ed pieces to write one after another."""
         ...
 
     async def prerender(self) -> None:
         """Render what changed ahead of the next scrape (on the event loop, between polls)."""
         ...
+
+
+def pack(text: bytes) -> bytes:
+    """The text as a byte-aligned raw deflate segment, then 8 bytes: its CRC-32 made ready for
+    `gzip_body` to chain (xor the CRC-32 of as many zeros) and its length, little-endian."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _RAW)
+    segment = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    link = zlib.crc32(text) ^ zlib.crc32(bytes(len(text)))
+    return segment + _TRAILER.pack(link, len(text))
+
+
+def unpack(piece: bytes) -> bytes:
+    """The text a `pack`ed piece holds."""
+    return zlib.decompressobj(_RAW).decompress(memoryview(piece)[:-8])
+
+
+def gzip_body(pieces: list[bytes]) -> list[bytes | memoryview]:
+    """One gzip member holding the pieces' texts in order: nothing is compressed at scrape time.
+
+    CRC-32 is affine in its start value: the CRC of A+B is crc(B) ^ crc(n zeros, crc(A)) ^
+    crc(n zeros, 0), n = len(B). `pack` stored crc(B) ^ crc(n zeros, 0), so chaining a piece is
+    zlib.crc32 over n zeros, at memory speed, in runs short enough that zlib keeps the GIL:
+    handing it over (above 5 KiB) would let the busy loop hold it up to 5 ms each time."""
+    crc = size = 0
+    zeros = memoryview(bytes(_CRC_RUN))
+    crc32 = zlib.crc32
+    for piece in pieces:
+        link, n = _TRAILER.unpack_from(piece, len(piece) - 8)
+        size += n
+        while n > _CRC_RUN:
+            crc = crc32(zeros, crc)
+            n -= _CRC_RUN
+        crc = link ^ crc32(zeros[:n], crc)
+    body: list[bytes | memoryview] = [_GZIP_HEADER]
+    body += (memoryview(piece)[:-8] for piece in pieces)
+    body += (_FINAL_BLOCK, _TRAILER.pack(crc, size & 0xFFFFFFFF))
+    return body
+
+
+def _size(piece: bytes) -> int:
+    """The length of the text a `pack`ed piece holds."""
+    return _TRAILER.unpack_from(piece, len(piece) - 8)[1]
 
 
 class _One:
@@ -73,9 +126,10 @@ def render(families: Iterable[Metric]) -> list[Rendered]:
     for family in families:
         text = generate_latest(_One(family))  # type: ignore[arg-type]
         split = text.index(b"\n", text.index(b"\n") + 1) + 1  # after "# HELP" and "# TYPE"
-        header = text[:split]
-        out.append((_SHARED.setdefault(family.name, family.name),
-                    _SHARED.setdefault(header, header), text[split:]))  # fmt: skip
+        header = _SHARED.get(text[:split])
+        if header is None:
+            header = _SHARED[text[:split]] = pack(text[:split])
+        out.append((_SHARED.setdefault(family.name, family.name), header, pack(text[split:])))
     return out
 
 
@@ -120,7 +174,7 @@ class TextRegistry(CollectorRegistry):
             if isinstance(collector, TextCollector):
                 chunks += collector.render_chunks()
             else:
-                chunks.append(generate_latest(collector))  # type: ignore[arg-type]
+                chunks.append(pack(generate_latest(collector)))  # type: ignore[arg-type]
         return chunks
 
     async def prerender(self) -> None:
@@ -129,7 +183,7 @@ class TextRegistry(CollectorRegistry):
                 await collector.prerender()
 
 
-def batches(chunks: Iterable[bytes]) -> Iterator[bytes]:
+def batches(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes]:
     """The pieces joined into runs of about BATCH_BYTES, in order."""
     batch: list[bytes] = []
     held = 0
@@ -143,27 +197,22 @@ def batches(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield b"".join(batch)
 
 
-def gzip_pieces(chunks: Iterable[bytes]) -> list[bytes]:
-    """One gzip stream of the pieces, compressed batch by batch."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
-    out = [compressor.compress(batch) for batch in batches(chunks)]
-    out.append(compressor.flush())
-    return [piece for piece in out if piece]
-
-
 def metrics_app(registry: CollectorRegistry) -> Callable[..., Iterable[bytes]]:
     """WSGI app for /metrics (GET and HEAD are checked by the caller)."""
     if not isinstance(registry, TextRegistry):
         return make_wsgi_app(registry)  # type: ignore[no-any-return]
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        chunks = registry.render_chunks()
+        pieces = registry.render_chunks()
         headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
+        body: Iterable[bytes | memoryview]
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
-            chunks = gzip_pieces(chunks)
-            headers.append(("Content-Encoding", "gzip"))
-        headers.append(("Content-Length", str(sum(map(len, chunks)))))
+            body = gzip_body(pieces)
+            headers += [("Content-Encoding", "gzip"), ("Content-Length", str(sum(map(len, body))))]
+        else:
+            body = map(unpack, pieces)
+            headers.append(("Content-Length", str(sum(map(_size, pieces)))))
         start_response("200 OK", headers)
-        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else batches(chunks)
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else batches(body)
 
     return app

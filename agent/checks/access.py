@@ -57,10 +57,10 @@ class AccessSummary:
     busiest: tuple[BusyPort, ...]  # at most BUSIEST, busiest first
 
 
-def _values(port: InterfaceStatus) -> dict[str, int | None]:
-    values = (port.receive_bytes_total, port.transmit_bytes_total, port.in_errors)
-    values += (port.out_errors, port.in_discards, port.out_discards)
-    return dict(zip(COUNTERS, values, strict=True))
+def _values(port: InterfaceStatus) -> tuple[int | None, ...]:
+    """The port's COUNTERS, in that order."""
+    return (port.receive_bytes_total, port.transmit_bytes_total, port.in_errors,
+            port.out_errors, port.in_discards, port.out_discards)  # fmt: skip
 
 
 def _moved(before: int, now: int) -> int:
@@ -91,7 +91,9 @@ class AccessCheck:
     """Per-device state: the baselines of each access port and the running sums."""
 
     device: str
-    _baselines: dict[str, dict[str, int]] = field(default_factory=dict)
+    # port -> its COUNTERS as last seen (None: never read): a list, not a dict per port, as a
+    # hub holds 60,000 of them
+    _baselines: dict[str, list[int | None]] = field(default_factory=dict)
     _totals: Counter[str] = field(default_factory=Counter)
     _busiest: list[str] = field(default_factory=list)
 
@@ -105,13 +107,14 @@ class AccessCheck:
             return None
         rates: dict[str, float] = {}
         for port in access:
-            baseline = self._baselines.setdefault(port.name, {})
-            for key, value in _values(port).items():
+            baseline = self._baselines.setdefault(port.name, [None] * len(COUNTERS))
+            for i, value in enumerate(_values(port)):
                 if value is None:
                     continue
-                if key in baseline:
-                    self._totals[key] += _moved(baseline[key], value)
-                baseline[key] = value
+                before = baseline[i]
+                if before is not None:
+                    self._totals[COUNTERS[i]] += _moved(before, value)
+                baseline[i] = value
             if port.receive_bps is not None or port.transmit_bps is not None:
                 rates[port.name] = ((port.receive_bps or 0.0) + (port.transmit_bps or 0.0)) / 8
         self._busiest = sticky_busiest(rates, self._busiest)

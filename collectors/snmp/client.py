@@ -21,6 +21,7 @@ or time window. Values are plain Python (values.py).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -268,8 +269,11 @@ def _advance(
             continue
         cursors[column] = oid
         if value is not None:
-            row = format_oid(oid[len(prefix) :])
-            result[column][row] = value
+            # Row indexes and port names repeat in every column and on every switch of a hub,
+            # and the name columns are kept between polls: one copy of each string, not one per
+            # device (Oid, a str subclass, cannot be interned and is rare).
+            row = sys.intern(format_oid(oid[len(prefix) :]))
+            result[column][row] = sys.intern(value) if type(value) is str else value
             if answered is not None:
                 answered.setdefault(row, arrived)
     return done

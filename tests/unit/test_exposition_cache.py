@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import urllib.request
+import zlib
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -92,7 +93,7 @@ def _state() -> AgentState:
 
 
 def _text(registry: TextRegistry) -> str:
-    return b"".join(registry.render_chunks()).decode()
+    return b"".join(map(exposition.unpack, registry.render_chunks())).decode()
 
 
 def _without_process(text: str) -> str:
@@ -244,3 +245,20 @@ def test_the_daemon_keeps_the_text_rendered_while_polls_go_on(monkeypatch):
     assert "erozgar_device_up" not in rendered
     assert 'erozgar_device_poll_duration_seconds{device="hub-001"} 3.5\n' in text
     assert _without_process(text) == _without_process(generate_latest(registry).decode())
+
+
+def test_the_cached_text_is_held_compressed_and_a_gzip_scrape_is_one_member():
+    """A hub's text is over 100 MB: the cache holds it as deflate segments, and a gzip scrape
+    chains them into a single gzip member (curl --compressed reads only the first member)."""
+    state = _hub(20)
+    registry = build_registry(state)
+    asyncio.run(registry.prerender())
+    pieces = registry.render_chunks()
+    plain = b"".join(map(exposition.unpack, pieces))
+    held = sum(len(piece) for piece in pieces)
+    assert held < len(plain) / 5
+    body = b"".join(exposition.gzip_body(pieces))
+    reader = zlib.decompressobj(31)  # a single gzip member, CRC and length checked
+    assert reader.decompress(body) == plain
+    assert (reader.eof, reader.unused_data) == (True, b"")
+    assert gzip.decompress(body) == plain

@@ -218,3 +218,17 @@ def test_rows_sharing_a_name_become_separate_ports() -> None:
     table = {IF_DESCR: {"1": "Ethernet", "2": "Ethernet", "3": "lo"}}
     names = [sample.name for sample in build_interfaces(table, {})]
     assert names == ["Ethernet#1", "Ethernet#2", "lo"]
+
+
+def test_two_devices_name_tables_share_one_copy_of_each_index_and_name() -> None:
+    """A hub keeps thousands of name tables between polls: the same row index or port name
+    read from two switches is one string object, not two."""
+    tables = []
+    for _ in range(2):  # each answer decoded afresh, as from two datagrams
+        table = [((*A, i), "".join(["Gi0/", str(i)])) for i in range(1, 4)]
+        tables.append(walk(FakeAgent(table), [A])[".".join(map(str, A))])
+    (first, second) = tables
+    assert first == second == {str(i): f"Gi0/{i}" for i in range(1, 4)}
+    for (key_a, name_a), (key_b, name_b) in zip(first.items(), second.items(), strict=True):
+        assert key_a is key_b
+        assert name_a is name_b
