@@ -189,19 +189,25 @@ def test_a_body_larger_than_a_batch_is_streamed_whole_plain_and_gzipped(monkeypa
     assert len(zipped) < len(plain) / 5
 
 
-def test_prerendered_devices_are_not_rendered_again_by_the_scrape(monkeypatch):
-    state = _hub(5)
-    registry = build_registry(state)
-    asyncio.run(registry.prerender())
+def _count_renders(monkeypatch) -> list[str]:
+    """The names of the families exporters.prometheus formats from now on, in order."""
     rendered: list[str] = []
     original = prometheus.render
 
-    def counting(families):  # the families formatted, by name
+    def counting(families):
         out = original(families)
         rendered.extend(name for name, _, _ in out)
         return out
 
     monkeypatch.setattr(prometheus, "render", counting)
+    return rendered
+
+
+def test_prerendered_devices_are_not_rendered_again_by_the_scrape(monkeypatch):
+    state = _hub(5)
+    registry = build_registry(state)
+    asyncio.run(registry.prerender())
+    rendered = _count_renders(monkeypatch)
     _text(registry)
     assert "erozgar_interface_receive_bytes_total" not in rendered
     assert "erozgar_device_up" not in rendered
@@ -220,15 +226,7 @@ def test_the_daemon_keeps_the_text_rendered_while_polls_go_on(monkeypatch):
     monkeypatch.setattr(daemon, "_PRERENDER_SECONDS", 0.01)
     state = _hub(3)
     registry = build_registry(state)
-    rendered: list[str] = []
-    original = prometheus.render
-
-    def counting(families):  # the families formatted, by name
-        out = original(families)
-        rendered.extend(name for name, _, _ in out)
-        return out
-
-    monkeypatch.setattr(prometheus, "render", counting)
+    rendered = _count_renders(monkeypatch)
 
     async def polls_then_scrape() -> str:
         task = asyncio.create_task(daemon._keep_rendered(registry))
