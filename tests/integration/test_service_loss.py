@@ -174,10 +174,11 @@ def test_wan_down_in_a_power_cut_is_the_isp_and_a_dead_battery_is_power(
                 causes(g, "erozgar_wan_down_cause") == {}
                 and causes(g, "erozgar_device_down_cause")
                 == {"sw-floor1": "power", "sw-floor2": "power"}
+                # the UPS is polled on its own beat: the router may answer before it reports
+                and g[key("erozgar_ups_on_battery", device="ups-rack")] == 0
             ),
             log,
         )
-        assert back[key("erozgar_ups_on_battery", device="ups-rack")] == 0
         assert counts(back) == {"power": 1, "isp": 1, "lan": 1}
     text = log.read_text()
     assert (
