@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -207,6 +208,19 @@ def post_alerts(url: str, alerts: list[dict[str, Any]]) -> None:
         assert response.status == 200
 
 
+def post_source_first(url: str, sources: list[dict[str, Any]], rest: list[dict[str, Any]]) -> None:
+    """Post an inhibition's source alerts, wait until Alertmanager lists them, then the rest:
+    as at a site, where the UPS alert comes before what the cut darkens. Posted together, the
+    inhibitor may not hold the source yet when the first group is flushed."""
+    post_alerts(url, sources)
+    names = {a["labels"]["alertname"] for a in sources}
+    deadline = time.monotonic() + 10
+    while names - {a["labels"]["alertname"] for a in json.loads(http_get(f"{url}/api/v2/alerts"))}:
+        assert time.monotonic() < deadline, f"Alertmanager does not list {sorted(names)}"
+        time.sleep(0.1)
+    post_alerts(url, rest)
+
+
 def alert(name: str, site: str, severity: str, starts: datetime, **labels: str) -> dict:
     summary = f"{site}: " + labels.pop("summary", f"{name} test")
     runbook = labels.pop("runbook", "Do the thing.")
@@ -233,7 +247,7 @@ def test_alertmanager_inhibits_power_cut_noise_and_writes_plain_messages(tmp_pat
         with running(
             argv, tmp_path / "am.log", f"{url}/-/ready", env={**os.environ, "TZ": "Asia/Karachi"}
         ):
-            post_alerts(
+            post_source_first(
                 url,
                 [
                     alert(
@@ -255,6 +269,8 @@ def test_alertmanager_inhibits_power_cut_noise_and_writes_plain_messages(tmp_pat
                         summary="UPS ups-rack battery is nearly empty",
                         **isb,
                     ),
+                ],
+                [
                     alert(
                         "ErozgarDeviceDown",
                         "ISB-001",
@@ -335,7 +351,7 @@ def test_a_power_cut_holds_back_only_what_it_explains(tmp_path: Path) -> None:
         with running(
             alertmanager_command(config, tmp_path, port), tmp_path / "am.log", f"{url}/-/ready"
         ):
-            post_alerts(url, posted)
+            post_source_first(url, posted[:1], posted[1:])
             noc = sink.wait_for(firing("ErozgarWanLinkDown", "pseb-noc"), 20)
             admin = sink.wait_for(firing("ErozgarWanLinkDown", "site-admin"), 20)
             status = json.loads(http_get(f"{url}/api/v2/alerts"))
