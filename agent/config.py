@@ -431,6 +431,8 @@ class LinkSettings(_Strict):
     """One WAN link (ISP uplink) and the targets its probes measure it by."""
 
     name: DeviceName
+    # The ISP that sells this line: reports and central rules group links by it.
+    isp: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     device: str | None = None  # the snmp device and port that carry the link
     interface: str | None = None
     source_address: str | None = None

@@ -49,10 +49,12 @@ def _link(out: Families, histogram: HistogramMetricFamily, link: LinkStatus) -> 
     out.gauge(
         "link_up", "1 if any probe target of the link answered in the latest run.", ["link"]
     ).add_metric([link.name], float(link.up))
-    if link.device is not None:
-        out.info("link", "The router and port that carry a WAN link.", ["link"]).add_metric(
-            [link.name], {"device": link.device, "interface": link.interface or ""}
-        )
+    out.info(
+        "link", "The ISP, router and port of a WAN link (from config; empty if not set).", ["link"]
+    ).add_metric(
+        [link.name],
+        {"isp": link.isp or "", "device": link.device or "", "interface": link.interface or ""},
+    )
     out.gauge(
         "link_probe_last_run_timestamp_seconds",
         "Unix time the latest probe run of the link finished.",

@@ -68,6 +68,7 @@ class TargetStatus:
 @dataclass(frozen=True, slots=True)
 class LinkStatus:
     name: str
+    isp: str | None
     device: str | None
     interface: str | None
     up: bool
@@ -108,8 +109,9 @@ class LinkQualityCheck:
                 silent = ", ".join(f"{t.name} {t.address}" for t in targets)
                 log.warning("link %s: down: no answer from %s", self.link.name, silent)
         self._up = up
+        link = self.link
         return LinkStatus(
-            self.link.name, self.link.device, self.link.interface, up, targets, finished, duration
+            link.name, link.isp, link.device, link.interface, up, targets, finished, duration
         )
 
     def _target(

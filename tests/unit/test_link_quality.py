@@ -284,7 +284,7 @@ def test_wan_follows_traffic_with_hysteresis(caplog: pytest.LogCaptureFixture):
 
 def test_exposition_of_links_and_wan():
     state = AgentState("ISB-001", "", "0.1.0")
-    check = LinkQualityCheck(link(device="core-router", interface="ether1"))
+    check = LinkQualityCheck(link(isp="PTCL", device="core-router", interface="ether1"))
     state.links["ptcl"] = check.update(
         {
             "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (2 * MS, None, 4 * MS)),
@@ -324,7 +324,7 @@ def test_exposition_of_links_and_wan():
     assert samples[("erozgar_link_probe_rtt_seconds_count", key)] == 2
     web = (("link", "ptcl"), ("reason", "denied"), ("target", "web"))
     assert samples[("erozgar_link_probe_errors_total", web)] == 1
-    info = (("device", "core-router"), ("interface", "ether1"), ("link", "ptcl"))
+    info = (("device", "core-router"), ("interface", "ether1"), ("isp", "PTCL"), ("link", "ptcl"))
     assert samples[("erozgar_link_info", info)] == 1
     assert (
         samples[("erozgar_wan_active", (("device", "core-router"), ("interface", "ether2")))] == 1

@@ -151,7 +151,7 @@ def _rare_states(state: AgentState) -> None:
         "dns", "192.0.2.1", "icmp", 5, 4, 0.01, 0.02, 0.03, 0.004, 50, 6, buckets, 1.0,
         "", "", (("timeout", 1),),
     )  # fmt: skip
-    state.links["ptcl"] = LinkStatus("ptcl", router.name, port, True, (target,), 1.7e9, 2.5)
+    state.links["ptcl"] = LinkStatus("ptcl", "PTCL", router.name, port, True, (target,), 1.7e9, 2.5)
     losses = (
         Loss("wan", "ptcl", router.name, port, "isp", "probes lost"),
         Loss("device", "", "sw-down", "", "power", "silent on a cut"),
