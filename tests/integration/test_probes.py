@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.config import parse_config
 from agent.kinds.snmp import snmp_poller
 from agent.state import AgentState, DeviceState, RouterStatus
-from collectors.probe import ProbeTarget, probe
+from collectors.probe import Binding, ProbeTarget, probe
 from collectors.readings import PollError
 from collectors.snmp.client import SnmpSessions
 from exporters.prometheus import build_registry
@@ -169,19 +169,33 @@ def test_icmp_echo_to_loopback_all_answered():
     assert all(0 < rtt < 1 for rtt in reading.rtts if rtt is not None)
 
 
+def test_icmpv6_and_tcp_over_ipv6_to_loopback():
+    reading = asyncio.run(probe(ProbeTarget("lo6", "::1"), count=3, spacing=0.01))
+    assert (reading.method, reading.received, reading.note) == ("icmp", 3, "")
+    with socket.socket(socket.AF_INET6) as server:
+        server.bind(("::1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        tcp = asyncio.run(probe(ProbeTarget("web6", "::1", port), count=2, spacing=0.01))
+    assert (tcp.method, tcp.received) == ("tcp", 2)
+    bound = asyncio.run(probe(ProbeTarget("lo6", "::1"), count=1, binding=Binding("127.0.0.1")))
+    assert bound.received == 1  # an IPv4 source address is not used for an IPv6 target
+
+
 def test_icmp_bound_to_source_address_and_interface():
     reading = asyncio.run(
         probe(
             ProbeTarget("lo", "127.0.0.2"),
             count=3,
             spacing=0.01,
-            source_address="127.0.0.3",
-            bind_interface="lo",
+            binding=Binding("127.0.0.3", interface="lo"),
         )
     )
     assert reading.received == 3
     with pytest.raises(PollError) as caught:
-        asyncio.run(probe(ProbeTarget("lo", "127.0.0.1"), count=1, bind_interface="nosuch0"))
+        asyncio.run(
+            probe(ProbeTarget("lo", "127.0.0.1"), count=1, binding=Binding(interface="nosuch0"))
+        )
     assert caught.value.reason == "config"
     assert str(caught.value) == "cannot bind the probe to interface 'nosuch0': No such device"
 
