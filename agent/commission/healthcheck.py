@@ -36,7 +36,7 @@ async def check_link(link: LinkSettings) -> DeviceVerdict:
         verdict.checks.append(Step(f"{target.name} {target.address}", result, detail, hint))
     for dns in status.dns:
         result, detail, hint = assess_dns(dns)
-        name = f"dns {dns.reading.resolver} {dns.reading.address}"
+        name = f"dns {dns.reading.resolver} {dns.reading.address} {dns.reading.qtype}"
         verdict.checks.append(Step(name, result, detail, hint))
     now = time.time()
     for http in status.http:
