@@ -6,7 +6,9 @@ on ::1, and the whole link run through the agent's check and exposition."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -37,6 +39,7 @@ from exporters.prometheus import build_registry
 from simulators.web import Page, SimulatedWeb
 
 from .conftest import free_udp_port, require
+from .test_agent_process import closed_tcp_port, get, samples, scrape
 from .test_endpoint_security import _cert, _write
 
 pytestmark = pytest.mark.integration
@@ -248,3 +251,35 @@ def test_link_run_through_check_and_exposition(dnsmasq: Dnsmasq, pki: dict[str, 
     processing = (("link", "ptcl"), ("phase", "processing"), ("target", "pseb"))
     assert samples[("erozgar_link_http_duration_seconds", processing)] >= 0.4
     assert samples[("erozgar_link_http_status_code", (("link", "ptcl"), ("target", "pseb")))] == 200
+
+
+def test_demo_probes_dns_and_http():
+    binary = require("erozgar-agent")
+    port = closed_tcp_port()
+    process = subprocess.Popen(
+        [binary, "demo", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    found: dict = {}
+    try:
+        deadline = time.monotonic() + 20
+        while get(found, "erozgar_link_http_status_code", link="ptcl-fibre", target="pseb") is None:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "no HTTP probe in the demo's metrics in 20 s"
+            time.sleep(0.5)
+            with contextlib.suppress(OSError):
+                found = samples(scrape(port))
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=10)
+    dns = {"link": "ptcl-fibre", "resolver": "isp"}
+    assert get(found, "erozgar_link_dns_up", **dns, type="A") == 1
+    assert get(found, "erozgar_link_dns_answer_records", **dns, type="AAAA") == 1
+    processing = get(
+        found, "erozgar_link_http_duration_seconds", link="ptcl-fibre", target="pseb",
+        phase="processing",
+    )  # fmt: skip
+    assert processing is not None and 0.12 <= processing < 1
+    assert "Traceback" not in output, output
