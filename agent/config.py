@@ -599,6 +599,8 @@ class LinkSettings(_Strict):
         source: say so at load rather than as a bind error every run."""
         peers = [("targets", t.address) for t in self.targets]
         peers += [("dns", r.host_port[0]) for r in (self.dns.resolvers if self.dns else [])]
+        hosts = [urlsplit(h.url).hostname or "" for h in self.http]
+        peers += [("http", host) for host in hosts if _is_ip(host)]
         for key, address in peers:
             if ":" in address and self.source_address and not self.source_address6:
                 raise ValueError(

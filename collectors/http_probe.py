@@ -4,9 +4,10 @@
     reading.status, reading.phases, reading.tls_expiry   # 200, (("resolve", 0.0), ...), 1.79e9
 
 Phases, each the time since the previous one ended: resolve (the URL's host name, by the box's
-resolver; 0 for an address), connect (TCP), tls (the handshake; 0 for http), processing (the
-request sent until the first byte of the answer: the server's think time) and transfer (the
-rest of the body, read up to `max_bytes`). Time to first byte is the sum of the first four.
+resolver, to the family the link has a source address of; 0 for an address), connect (TCP),
+tls (the handshake; 0 for http), processing (the request sent until the first byte of the
+answer: the server's think time) and transfer (the rest of the body, read up to `max_bytes`).
+Time to first byte is the sum of the first four.
 
 Plain asyncio streams and ssl: one request, `Connection: close`, HTTP/1.1. Redirects are never
 followed: a 3xx is reported with its Location, so a probe never measures a host nobody
@@ -113,7 +114,9 @@ async def fetch_url(
     try:
         async with asyncio.timeout(timeout):
             loop = asyncio.get_running_loop()
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await loop.getaddrinfo(
+                host, port, family=binding.family, type=socket.SOCK_STREAM
+            )
             address = infos[0][4][0]
             lap("resolve")
             sock = binding.socket(address, "tcp")

@@ -177,6 +177,16 @@ class Binding:
     source_address6: str | None = None
     interface: str | None = None
 
+    @property
+    def family(self) -> socket.AddressFamily:
+        """The family a name should resolve to: a link bound to a source address of one family
+        only reaches the other family by another path, so it must not be offered it."""
+        if self.source_address and not self.source_address6:
+            return socket.AF_INET
+        if self.source_address6 and not self.source_address:
+            return socket.AF_INET6
+        return socket.AF_UNSPEC
+
     def source(self, address: str) -> str | None:
         return self.source_address6 if family(address) == socket.AF_INET6 else self.source_address
 

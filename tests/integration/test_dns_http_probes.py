@@ -164,6 +164,22 @@ def test_http_phases_status_and_size_cap():
     assert (six.status, six.address) == (200, "::1")
 
 
+def test_http_name_resolves_only_to_the_family_the_link_is_bound_in():
+    async def run(binding: Binding):
+        web = SimulatedWeb(PAGES)
+        _, port = await web.start("127.0.0.1", 0)  # localhost is IPv4 only on this box
+        try:
+            target = HttpTarget("t", f"http://localhost:{port}/")
+            return await fetch_url(target, timeout=2, binding=binding)
+        finally:
+            await web.stop()
+
+    page = asyncio.run(run(Binding("127.0.0.1")))
+    assert (page.status, page.address) == (200, "127.0.0.1")
+    only6 = asyncio.run(run(Binding(source_address6="::1")))  # must not leave by IPv4
+    assert only6.status is None and only6.note.startswith("name resolution: "), only6.note
+
+
 def test_http_redirect_is_reported_not_followed():
     moved, requests = fetch("http://127.0.0.1:{port}/moved")
     assert (moved.status, moved.location, moved.ok) == (302, "https://elsewhere.test/", True)

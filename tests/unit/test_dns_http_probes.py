@@ -4,6 +4,7 @@ exposition. Pure logic, no network (tests/integration/test_dns_http_probes.py ha
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 
 import pytest
@@ -151,6 +152,10 @@ def test_config_takes_dns_http_and_ipv6():
     ]
     assert settings.binding.source("2001:db8::1") == "2001:db8::2"  # compressed, lower case
     assert settings.binding.source("10.0.0.1") == "192.0.2.2"
+    assert settings.binding.family == socket.AF_UNSPEC  # a URL's name may resolve to either
+    assert link(source_address="192.0.2.2").binding.family == socket.AF_INET
+    only6 = link(source_address6="2001:db8::2", targets=[{"name": "g", "address": "2001:db8::1"}])
+    assert only6.binding.family == socket.AF_INET6
 
 
 @pytest.mark.parametrize(
@@ -183,6 +188,10 @@ def test_config_takes_dns_http_and_ipv6():
             "links[0].targets: 2001:db8::1 is IPv6 but the link has only an IPv4 source_address",
         ),
         ({"source_address6": "10.0.0.1"}, "links[0].source_address6: '10.0.0.1' is not an IPv6"),
+        (
+            {"source_address": "192.0.2.2", "http": [{"name": "w", "url": "http://[::1]/"}]},
+            "links[0].http: ::1 is IPv6 but the link has only an IPv4 source_address",
+        ),
     ],
 )
 def test_config_problems_name_the_key(extra: dict[str, object], problem: str):
