@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from collectors.dns import DnsReading, Resolver, query
+from collectors.dns import DnsReading, QType, Resolver, query
 from collectors.http_probe import HttpReading, HttpTarget, fetch_url
 from collectors.probe import ProbeReading, ProbeTarget, probe
 from collectors.readings import PollError
 
-from ..config import HttpProbeSettings, LinkSettings
+from ..config import DnsProbeSettings, HttpProbeSettings, LinkSettings
 
 log = logging.getLogger(__name__)
 
@@ -262,21 +262,16 @@ async def run_probes(link: LinkSettings) -> dict[str, ProbeReading | PollError]:
 async def run_link(link: LinkSettings) -> LinkRun:
     """One run of everything a link is probed by, all at once: echoes or connects, a DNS
     query per resolver and type, a GET per URL. Each ends within its own timeout."""
-    asks: list[tuple[Resolver, str]] = []
-    if link.dns is not None:
-        resolvers = [Resolver(r.name, *r.host_port) for r in link.dns.resolvers]
-        asks = [(resolver, qtype) for resolver in resolvers for qtype in link.dns.types]
 
-    async def ask(resolver: Resolver, qtype: str) -> DnsReading:
-        assert link.dns is not None
+    async def ask(settings: DnsProbeSettings, resolver: Resolver, qtype: QType) -> DnsReading:
         try:
             return await query(
-                resolver, link.dns.query, qtype, timeout=link.dns.timeout, binding=link.binding
-            )  # type: ignore[arg-type]
+                resolver, settings.query, qtype, timeout=settings.timeout, binding=link.binding
+            )
         except PollError as exc:  # the link's source address or interface cannot be bound
             return DnsReading(
                 resolver.name, resolver.address, qtype, None, None, (), "udp", str(exc)
-            )  # type: ignore[arg-type]
+            )
 
     async def get(settings: HttpProbeSettings) -> HttpReading:
         target = HttpTarget(settings.name, settings.url, settings.max_bytes, settings.ca_file)
@@ -285,9 +280,13 @@ async def run_link(link: LinkSettings) -> LinkRun:
         except PollError as exc:
             return HttpReading(target.name, target.url, "", None, (), 0, None, note=str(exc))
 
+    questions = []
+    if link.dns is not None:
+        resolvers = [Resolver(r.name, *r.host_port) for r in link.dns.resolvers]
+        questions = [ask(link.dns, r, qtype) for r in resolvers for qtype in link.dns.types]
     probes, dns, http = await asyncio.gather(
         run_probes(link),
-        asyncio.gather(*(ask(r, t) for r, t in asks)),
+        asyncio.gather(*questions),
         asyncio.gather(*(get(h) for h in link.http)),
     )
     return LinkRun(probes, tuple(dns), tuple(http))
