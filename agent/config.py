@@ -507,6 +507,8 @@ class HttpProbeSettings(_Strict):
             raise ValueError(f"'{value}' is not a URL: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"'{value}' is not an http:// or https:// URL with a host")
+        if not value.isascii() or any(c.isspace() for c in value):
+            raise ValueError(f"'{value}' has spaces or non-ASCII characters; percent-encode them")
         if parts.username or parts.password:
             raise ValueError(f"'{value}' holds credentials; the probe sends none")
         check_address(parts.hostname)

@@ -176,6 +176,10 @@ def test_config_takes_dns_http_and_ipv6():
             "links[0].http[0].url: 'ftp://x.test/' is not an http:// or https:// URL",
         ),
         (
+            {"http": [{"name": "w", "url": "http://x.test/a b"}]},
+            "links[0].http[0].url: 'http://x.test/a b' has spaces or non-ASCII characters",
+        ),
+        (
             {"http": [{"name": "w", "url": "https://u:p@x.test/"}]},
             "links[0].http[0].url: 'https://u:p@x.test/' holds credentials",
         ),
