@@ -150,6 +150,7 @@ def fetch(url: str, **kw: object):
 def test_http_phases_status_and_size_cap():
     page, _ = fetch("http://127.0.0.1:{port}/")
     assert (page.status, page.body_bytes, page.note, page.address) == (200, 5, "", "127.0.0.1")
+    assert dict(page.phases)["resolve"] < 0.001  # an address: nothing to look up
     assert [phase for phase, _ in page.phases] == [
         "resolve", "connect", "tls", "processing", "transfer"
     ]  # fmt: skip
