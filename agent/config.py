@@ -72,24 +72,17 @@ def split_host_port(value: str, default_port: int) -> tuple[str, int]:
     return check_address(host), port
 
 
-def check_address(host: str, *, ipv4_only: bool = False) -> str:
+def check_address(host: str) -> str:
     """`host` if it is an IP address or a name DNS could hold; else ValueError saying why.
 
-    Every address in the config goes through here. No lookup: `validate` must work offline and
+    Every address that may be a name goes through here (those that must be an address, such
+    as probe targets and resolvers, through check_ip). No lookup: `validate` must work offline and
     a name the box cannot resolve yet (a centre's local DNS) is not wrong. A name is labels of
     letters, digits and inner hyphens (RFC 1123); one whose last label is a number is refused,
     because resolvers read `10.0.0` as 10.0.0.0 and `999.1.1.1` is a mistyped address, not a
     name (RFC 3696 section 2).
     """
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    if ipv4_only:
-        if not isinstance(ip, ipaddress.IPv4Address):
-            raise ValueError(f"'{host}' is not an IPv4 address")
-        return host
-    if ip is not None:
+    if _is_ip(host):
         return host
     labels = host.removesuffix(".").split(".")
     if len(host) <= 253 and all(_LABEL.match(label) for label in labels):
@@ -502,7 +495,8 @@ class HttpProbeSettings(_Strict):
     def _url(cls, value: str) -> str:
         try:
             parts = urlsplit(value)
-            port = parts.port
+            if parts.port == 0:  # reading the port refuses a malformed one too
+                raise ValueError("port 0")
         except ValueError as exc:
             raise ValueError(f"'{value}' is not a URL: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -512,7 +506,6 @@ class HttpProbeSettings(_Strict):
         if parts.username or parts.password:
             raise ValueError(f"'{value}' holds credentials; the probe sends none")
         check_address(parts.hostname)
-        del port  # parsed only to refuse a bad one
         return value
 
 
