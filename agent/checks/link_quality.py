@@ -176,7 +176,7 @@ class LinkQualityCheck:
                 log.info("link %s: DNS resolves again", self.link.name)
             else:
                 failing = ", ".join(
-                    f"{s.reading.resolver} {s.reading.address} "
+                    f"{s.reading.resolver} {s.reading.address} {s.reading.qtype} "
                     f"({s.reading.rcode_name or s.reading.note})"
                     for s in dns
                 )

@@ -241,7 +241,7 @@ def test_failures_count_and_do_not_take_the_link_down(caplog: pytest.LogCaptureF
     assert (status.http[0].requests_total, status.http[0].failures_total) == (1, 1)
     assert back.dns[0].failures_total == 2
     assert [r.message for r in caplog.records] == [
-        "link ptcl: DNS fails at every resolver: isp 10.0.0.53 (connection refused)",
+        "link ptcl: DNS fails at every resolver: isp 10.0.0.53 A (connection refused)",
         "link ptcl: DNS resolves again",
     ]
 
