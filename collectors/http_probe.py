@@ -19,6 +19,7 @@ counts the probes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -115,14 +116,7 @@ async def fetch_url(
     try:
         async with asyncio.timeout(timeout):
             loop = asyncio.get_running_loop()
-            address = (
-                _literal(host)
-                or (
-                    await loop.getaddrinfo(
-                        host, port, family=binding.family, type=socket.SOCK_STREAM
-                    )
-                )[0][4][0]
-            )
+            address = await _resolve(host, port, binding.family)
             lap("resolve")
             sock = binding.socket(address, "tcp")
             try:
@@ -131,12 +125,9 @@ async def fetch_url(
                 sock.close()
                 raise
             lap("connect")
-            context = None
-            if secure:
-                context = ssl.create_default_context(cafile=target.ca_file)
             reader, writer = await asyncio.open_connection(
                 sock=sock,
-                ssl=context,
+                ssl=_context(target.ca_file) if secure else None,
                 server_hostname=host if secure else None,
                 limit=_HEAD_BYTES,
             )
@@ -151,7 +142,9 @@ async def fetch_url(
             status, headers = parse_head(head[:-4])
             location = headers.get("location", "") if 300 <= status < 400 else ""
             # Content-Length, where given, ends the body before the server closes.
-            wanted = min(target.max_bytes, _length(headers.get("content-length", "")))
+            wanted = target.max_bytes
+            if headers.get("content-length", "").isdigit():
+                wanted = min(wanted, int(headers["content-length"]))
             while body < wanted:
                 chunk = await reader.read(min(65536, wanted - body))
                 if not chunk:
@@ -178,16 +171,22 @@ async def fetch_url(
     )
 
 
-def _literal(host: str) -> str:
-    """The host if it is an IP address (no lookup, so resolve takes no time), else ""."""
+async def _resolve(host: str, port: int, family: int) -> str:
+    """The address to connect to: the host itself if it is one (no lookup, so resolve takes
+    no time), else the first the box's resolver gives of `family`."""
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
-        return ""
+        pass
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    return str(infos[0][4][0])
 
 
-def _length(text: str) -> float:
-    return int(text) if text.isdigit() else float("inf")
+@functools.lru_cache(maxsize=16)
+def _context(ca_file: str | None) -> ssl.SSLContext:
+    """One verifying context per CA file: loading the system's CAs each run costs CPU."""
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def _query(query: str) -> str:

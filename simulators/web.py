@@ -23,6 +23,7 @@ class Page:
     body: bytes = b""
     delay: float = 0.0  # seconds before the status line
     location: str = ""
+    sized: bool = True  # False: no Content-Length, the body ends when the server closes
 
 
 class SimulatedWeb:
@@ -49,11 +50,10 @@ class SimulatedWeb:
             self.requests.append(path)
             page = self.pages.get(path.split("?")[0], Page(404, b"not found"))
             await asyncio.sleep(page.delay)
-            lines = [
-                f"HTTP/1.1 {page.status} {_REASONS.get(page.status, 'Status')}",
-                f"Content-Length: {len(page.body)}",
-                "Connection: close",
-            ]
+            lines = [f"HTTP/1.1 {page.status} {_REASONS.get(page.status, 'Status')}"]
+            if page.sized:
+                lines.append(f"Content-Length: {len(page.body)}")
+            lines.append("Connection: close")
             if page.location:
                 lines.append(f"Location: {page.location}")
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + page.body)

@@ -129,6 +129,7 @@ PAGES = {
     "/fail": Page(500, b"broken"),
     "/moved": Page(302, location="https://elsewhere.test/"),
     "/big": Page(body=b"x" * 300_000),
+    "/unsized": Page(body=b"y" * 300_000, sized=False),
 }
 
 
@@ -161,6 +162,10 @@ def test_http_phases_status_and_size_cap():
     assert (failed.status, failed.ok) == (500, False)
     big, _ = fetch("http://127.0.0.1:{port}/big", max_bytes=100_000)
     assert big.body_bytes == 100_000
+    unsized, _ = fetch("http://127.0.0.1:{port}/unsized")  # read until the server closes
+    assert (unsized.status, unsized.body_bytes, unsized.note) == (200, 300_000, "")
+    capped, _ = fetch("http://127.0.0.1:{port}/unsized", max_bytes=1000)
+    assert (capped.body_bytes, capped.note) == (1000, "")
     six, _ = fetch("http://[::1]:{port}/")
     assert (six.status, six.address) == (200, "::1")
 
