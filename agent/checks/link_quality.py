@@ -371,17 +371,24 @@ WARN_FIRST_BYTE_SECONDS = 2.0
 WARN_CERT_DAYS = 14
 
 
-def assess_dns(status: DnsStatus) -> tuple[Literal["PASS", "WARN", "FAIL"], str, str]:
-    """(PASS|WARN|FAIL, what was seen, hint) for one DNS question after one run."""
+def assess_dns(
+    status: DnsStatus, others_answer: bool = False
+) -> tuple[Literal["PASS", "WARN", "FAIL"], str, str]:
+    """(PASS|WARN|FAIL, what was seen, hint) for one DNS question after one run.
+
+    `others_answer`: another resolver of the link resolved the same question, so names still
+    resolve through the link and this one failing is a WARN, not a FAIL."""
     r = status.reading
     via = " over TCP after a truncated answer" if r.transport == "tcp" else ""
+    failed = "WARN" if others_answer else "FAIL"
     if r.rcode is None:
         hint = (
             f"resolver {r.resolver} {r.address} did not answer: check its address and that "
-            "this link reaches it (source_address, bind_interface, route); if only the public "
-            "resolver fails, the ISP may block outside DNS"
+            "this link reaches it (source_address, bind_interface, route)"
         )
-        return "FAIL", f"no {r.qtype} answer{via}: {r.note}", hint
+        if others_answer:
+            hint += "; another resolver answers, so the ISP may block outside DNS"
+        return failed, f"no {r.qtype} answer{via}: {r.note}", hint
     seconds = f"{(r.seconds or 0) * 1000:.1f} ms"
     if not r.ok:
         hint = (
@@ -390,7 +397,7 @@ def assess_dns(status: DnsStatus) -> tuple[Literal["PASS", "WARN", "FAIL"], str,
             else "the resolver failed the name: try another name under dns.query, and report "
             "it to the ISP if its resolver fails while the public one answers"
         )
-        return "FAIL", f"{r.qtype} answered {r.rcode_name} in {seconds}{via}", hint
+        return failed, f"{r.qtype} answered {r.rcode_name} in {seconds}{via}", hint
     records = ", ".join(r.addresses) or f"no {r.qtype} record"
     detail = f"{r.qtype} {records} in {seconds}{via}"
     if (r.seconds or 0) >= WARN_DNS_SECONDS:

@@ -35,7 +35,11 @@ async def check_link(link: LinkSettings) -> DeviceVerdict:
         result, detail, hint = assess(target, settings.tcp_port)
         verdict.checks.append(Step(f"{target.name} {target.address}", result, detail, hint))
     for dns in status.dns:
-        result, detail, hint = assess_dns(dns)
+        others = any(
+            d is not dns and d.reading.ok and d.reading.qtype == dns.reading.qtype
+            for d in status.dns
+        )
+        result, detail, hint = assess_dns(dns, others)
         name = f"dns {dns.reading.resolver} {dns.reading.address} {dns.reading.qtype}"
         verdict.checks.append(Step(name, result, detail, hint))
     now = time.time()

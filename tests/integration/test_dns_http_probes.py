@@ -249,7 +249,9 @@ def test_link_run_through_check_and_exposition(dnsmasq: Dnsmasq, pki: dict[str, 
     steps = {step.name: (step.status, step.detail) for step in verdict.checks}
     assert re.fullmatch(r"A 192\.0\.2\.10 in \d+\.\d ms", steps["dns isp 127.0.0.1 A"][1])
     assert steps["dns isp 127.0.0.1 AAAA"][0] == "PASS"
-    assert steps["dns public ::1 A"] == ("FAIL", "no A answer: connection refused")
+    # the ISP's resolver answers: the public one failing is a warning, names still resolve
+    assert steps["dns public ::1 A"] == ("WARN", "no A answer: connection refused")
+    assert verdict.status == "WARN"
     status_word, detail = steps["http pseb"]
     assert status_word == "PASS" and detail.startswith("200 from 127.0.0.1, first byte 4"), detail
     verdicts = [(s.reading.resolver, s.reading.qtype, assess_dns(s)[0]) for s in status.dns]

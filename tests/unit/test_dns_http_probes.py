@@ -265,7 +265,11 @@ def test_assess_dns_says_what_was_seen():
     silent = dns_reading(seconds=None, rcode=None, addresses=(), note="no answer within 2 s")
     result, detail, hint = assess_dns(status_of(silent))
     assert (result, detail) == ("FAIL", "no A answer: no answer within 2 s")
-    assert "if only the public resolver fails, the ISP may block outside DNS" in hint
+    assert hint.startswith("resolver isp 10.0.0.53 did not answer: check its address")
+    result, _, hint = assess_dns(status_of(silent), others_answer=True)
+    assert result == "WARN" and hint.endswith(
+        "another resolver answers, so the ISP may block outside DNS"
+    )
     result, detail, hint = assess_dns(status_of(dns_reading(rcode=5, addresses=())))
     assert (result, detail) == ("FAIL", "A answered REFUSED in 12.0 ms")
     assert "refuses to recurse" in hint
