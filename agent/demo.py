@@ -4,7 +4,9 @@ Two SNMP devices (a MikroTik-like core router with a WAN link whose traffic foll
 changes over the minute, and an old access switch with 32-bit counters only), an APC Smart-UPS
 on Modbus/TCP, a standby generator behind a DSE controller and a Deye hybrid inverter on the
 same grid: the grid goes for a while every few minutes, as in load-shedding, the UPS carries the
-centre until the generator takes the load, and the inverter's load moves to its battery.
+centre until the generator takes the load, and the inverter's load moves to its battery. The
+WAN link is probed as a site's would be: a TCP target, a DNS resolver (a small in-process one
+standing for the ISP's) asked for A and AAAA, and a web page whose first byte takes 120 ms.
 Everything speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
 
 The simulators are imported inside the functions that build the centre, so that importing the
@@ -62,9 +64,11 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
 
 
 async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
+    from simulators.dns_server import SimulatedDns
     from simulators.genset import SimulatedGenset
     from simulators.inverter import SimulatedInverter
     from simulators.ups import PeriodicOutages, SimulatedUps
+    from simulators.web import Page, SimulatedWeb
 
     router, switch = _centre()
     ups = SimulatedUps(profile_name="apc-smart-ups")
@@ -81,6 +85,11 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
     # a hybrid inverter on the same grid: a little PV, so the load moves grid <-> battery
     inverter = SimulatedInverter("deye-sunsynk-1p", pv_watts=300.0, grid_on=ups.mains_on)
     inverter_host, inverter_port = await inverter.start("127.0.0.1", 0)
+    # what the link's DNS and HTTP probes reach: a resolver and a web server on loopback
+    resolver = SimulatedDns({"www.pseb.test": ["127.0.0.1", "::1"]})
+    resolver_host, resolver_port = await resolver.start("127.0.0.1", 0)
+    web = SimulatedWeb({"/": Page(body=b"e-Rozgar " * 1000, delay=0.12)})
+    web_host, web_port = await web.start("127.0.0.1", 0)
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
     config = parse_config(
         {
@@ -132,6 +141,26 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
                     "interval": 5,
                 },
             ],
+            "links": [
+                {
+                    "name": "ptcl-fibre",
+                    "isp": "PTCL",
+                    "device": "core-router",
+                    "interface": "ether1",
+                    "interval": 10,
+                    "count": 3,
+                    "spacing": 0.2,
+                    "targets": [{"name": "web", "address": web_host, "tcp_port": web_port}],
+                    "dns": {
+                        "query": "www.pseb.test",
+                        "types": ["A", "AAAA"],
+                        "resolvers": [
+                            {"name": "isp", "address": f"{resolver_host}:{resolver_port}"}
+                        ],
+                    },
+                    "http": [{"name": "pseb", "url": f"http://{web_host}:{web_port}/"}],
+                },
+            ],
         },
         source="demo",
     )
@@ -139,7 +168,9 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
         f"Simulated centre DEMO-001 is up: core-router on udp {router_host}:{router_port}, "
         f"sw-floor1 on udp {switch_host}:{switch_port}, ups-rack (APC, Modbus/TCP) on "
         f"{ups_host}:{ups_port}, genset (DSE, Modbus/TCP) on {genset_host}:{genset_port}, "
-        f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}; the grid goes "
+        f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}, link ptcl-fibre "
+        f"probed by TCP, DNS (udp {resolver_host}:{resolver_port}) and HTTP "
+        f"(http://{web_host}:{web_port}/); the grid goes "
         f"for {outage_length:g} s every {outage_every:g} s, the generator takes the load "
         f"{start_delay:g} s into each cut.\n"
         f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)",
@@ -158,5 +189,7 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
             ups.stop(),
             genset.stop(),
             inverter.stop(),
+            resolver.stop(),
+            web.stop(),
             return_exceptions=True,
         )

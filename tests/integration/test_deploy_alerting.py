@@ -47,6 +47,8 @@ ISSUE_ALERTS = {  # the alerts the central-side issue asks for, by what they cov
     "ErozgarGensetAlarm",
     # issue 14: solar hybrid inverters
     "ErozgarInverterOnBatteryWithGrid",
+    # issue 15: the link's DNS probes
+    "ErozgarLinkDnsFailing",
 }
 
 
