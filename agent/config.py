@@ -465,11 +465,16 @@ class CapacityTestSettings(_Strict):
             split_host_port(value, 5201)
         return value
 
+    @field_validator("download_url", "upload_url")
+    @classmethod
+    def _url_host(cls, value: str | None) -> str | None:
+        return Config._url_host(value)
+
     @field_validator("window")
     @classmethod
     def _window_parses(cls, value: str) -> str:
         match = _WINDOW.match(value)
-        if match is None or match[1:3] == match[3:5]:
+        if match is None or match.groups()[:2] == match.groups()[2:]:
             raise ValueError(f"{value!r}: give local times HH:MM-HH:MM, e.g. 02:00-05:00")
         return value
 

@@ -1,4 +1,5 @@
-"""Families for WAN links: probe loss, latency and jitter per target, and multi-WAN state."""
+"""Families for WAN links: probe loss, latency and jitter per target, multi-WAN state and
+capacity tests (exporters/capacity.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from agent.checks.link_quality import RTT_BUCKETS, LinkStatus
 from agent.kinds import KINDS
 from agent.state import AgentState
 
+from .capacity import capacity_families
 from .families import Families, Family
 
 _TARGET = ["link", "target"]
@@ -42,7 +44,7 @@ def link_families(state: AgentState) -> list[Family | HistogramMetricFamily]:
     families: list[Family | HistogramMetricFamily] = list(out)
     if histogram.samples:
         families.append(histogram)
-    return families
+    return [*families, *capacity_families(state)]
 
 
 def _link(out: Families, histogram: HistogramMetricFamily, link: LinkStatus) -> None:
