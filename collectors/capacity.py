@@ -140,7 +140,10 @@ async def _run(
         transfer = asyncio.ensure_future(leg(direction))
         latency = asyncio.ensure_future(_loaded_rtts(probe_target, duration, bind))
         legs[direction] = await transfer
-        rtts += await latency
+        if legs[direction].error:  # no load to measure latency under
+            latency.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            rtts += await latency
     down, up = legs["download"], legs["upload"]
     error = "; ".join(f"{d}: {leg.error}" for d, leg in legs.items() if leg.error)
     if down.error and up.error and down.error == up.error:
@@ -335,7 +338,7 @@ async def _download(
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration):
                 while received < cap:
-                    chunk = await reader.read(_CHUNK)
+                    chunk = await reader.read(min(_CHUNK, cap - received))
                     if not chunk:
                         break
                     received += len(chunk)

@@ -1,0 +1,247 @@
+"""Capacity tests against real peers: Debian's iperf3 server on loopback and in a network
+namespace whose link `tc` shapes to a known rate, a small HTTP server serving and accepting a
+known size, and the daemon running a test inside its window and keeping its budget across a
+restart."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from collectors.capacity import Endpoint, measure
+
+from .conftest import HOST, require, stop
+from .deploy_stack import agent_process, free_tcp_port, http_get
+from .test_probes import FAR_ADDRESS, NEAR_ADDRESS, Namespaces, in_ns, namespaces
+
+pytestmark = pytest.mark.integration
+__all__ = ["namespaces"]  # the link-probe tests' namespace pair, used here as a fixture
+
+SHAPED_DOWN_MBIT, SHAPED_UP_MBIT = 20, 5
+DOWNLOAD_BYTES = 6_000_000  # what the HTTP server serves
+
+
+def iperf3_server(*prefix: str, address: str = HOST) -> tuple[subprocess.Popen[bytes], int]:
+    """`iperf3 -s` on `address` (in a namespace when `prefix` is `ip netns exec NS`)."""
+    binary = require("iperf3")
+    port = free_tcp_port()
+    process = subprocess.Popen(
+        [*prefix, binary, "-s", "-B", address, "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.3)  # it listens at once; give the process a moment to get there
+    assert process.poll() is None, "iperf3 -s exited at once"
+    return process, port
+
+
+@pytest.fixture
+def loopback_iperf3() -> Iterator[int]:
+    process, port = iperf3_server()
+    yield port
+    stop(process)
+
+
+def write_config(path: Path, link: dict, **top: object) -> Path:
+    path.write_text(json.dumps({"site": {"id": "T"}, "links": [link], **top}))
+    return path
+
+
+def speedtest(config: Path, *prefix: str) -> subprocess.CompletedProcess[str]:
+    agent = str(Path(sys.executable).parent / "erozgar-agent")
+    return subprocess.run(
+        [*prefix, agent, "speedtest", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+# --- a link shaped with tc in the namespace pair ---------------------------------------------
+
+
+@pytest.fixture
+def shaped(namespaces: Namespaces) -> Iterator[Namespaces]:
+    """isp0 (far -> near: download) at SHAPED_DOWN_MBIT, wan0 (near -> far: upload) at
+    SHAPED_UP_MBIT, by a token bucket on each side's egress."""
+    require("tc")
+    for ns, dev, mbit in ((namespaces.far, "isp0", SHAPED_DOWN_MBIT),
+                          (namespaces.near, "wan0", SHAPED_UP_MBIT)):  # fmt: skip
+        added = in_ns(ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate",
+                      f"{mbit}mbit", "burst", "32kb", "latency", "50ms")  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    try:
+        yield namespaces
+    finally:
+        in_ns(namespaces.far, "tc", "qdisc", "del", "dev", "isp0", "root")
+        in_ns(namespaces.near, "tc", "qdisc", "del", "dev", "wan0", "root")
+
+
+def test_speedtest_measures_the_shaped_rate_within_ten_percent(shaped: Namespaces, tmp_path):
+    server, port = iperf3_server("ip", "netns", "exec", shaped.far, address=FAR_ADDRESS)
+    link = {
+        "name": "isp", "isp": "Shaped", "source_address": NEAR_ADDRESS, "bind_interface": "wan0",
+        "targets": [{"name": "gateway", "address": FAR_ADDRESS}],
+        "capacity_test": {"iperf3": f"{FAR_ADDRESS}:{port}", "duration": 4,
+                          "capacity_down_mbps": 25, "capacity_up_mbps": 5},
+    }  # fmt: skip
+    try:
+        ran = speedtest(write_config(tmp_path / "c.yml", link), "ip", "netns", "exec", shaped.near)
+    finally:
+        stop(server)
+    assert ran.returncode == 1, ran.stderr  # 20 of 25 Mb/s is below 80 %: BELOW, exit 1
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.splitlines() == [
+        "link isp: download by iperf3 for 4 s ...",
+        "link isp: upload by iperf3 for 4 s ...",
+    ]
+    line = ran.stdout.strip()
+    print(f"\nshaped {SHAPED_DOWN_MBIT}/{SHAPED_UP_MBIT} Mbit/s: {line}")
+    found = re.fullmatch(
+        r"link isp: download ([\d.]+) of 25\.0 \((\d+)%\) Mb/s, upload ([\d.]+) of 5\.0 "
+        r"\((\d+)%\) Mb/s, latency under load ([\d.]+) ms, ([\d.]+) MB by iperf3: "
+        r"BELOW 80% OF THE CONTRACT",
+        line,
+    )
+    assert found, line
+    down, up = float(found[1]), float(found[3])
+    assert down == pytest.approx(SHAPED_DOWN_MBIT, rel=0.10)
+    assert up == pytest.approx(SHAPED_UP_MBIT, rel=0.10)
+    # the token bucket's 50 ms queue fills under load: the probes wait in it
+    assert float(found[5]) > 5
+    moved = float(found[6]) * 1e6
+    assert moved == pytest.approx((down + up) * 1e6 / 8 * 4, rel=0.25)
+
+
+# --- loopback ----------------------------------------------------------------------------------
+
+
+class _KnownSize(BaseHTTPRequestHandler):
+    """GET: DOWNLOAD_BYTES of zeros; POST: reads the body, answers with how much arrived."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(DOWNLOAD_BYTES))
+        self.end_headers()
+        block = bytes(65536)
+        for start in range(0, DOWNLOAD_BYTES, len(block)):
+            self.wfile.write(block[: DOWNLOAD_BYTES - start])
+
+    def do_POST(self) -> None:
+        left = int(self.headers["Content-Length"])
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                return
+            left -= len(chunk)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[int]:
+    server = ThreadingHTTPServer((HOST, 0), _KnownSize)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_stands_in_when_no_iperf3_server_answers(http_server: int):
+    endpoint = Endpoint(
+        iperf3=(HOST, free_tcp_port()),  # nothing listens there
+        download_url=f"http://{HOST}:{http_server}/known.bin",
+        upload_url=f"http://{HOST}:{http_server}/upload",
+    )
+    upload_cap = 8_000_000  # half the test's cap each way: more than the download's size
+    reading = asyncio.run(measure(endpoint, duration=3, byte_cap=2 * upload_cap))
+    assert (reading.method, reading.error) == ("http", "")
+    # the whole known size down, the whole capped body up (answered 200 by the server)
+    assert reading.bytes == DOWNLOAD_BYTES + upload_cap
+    assert reading.download_bps and reading.download_bps > 1e8  # loopback: fast
+    assert reading.upload_bps and reading.upload_bps > 1e8
+
+
+def test_a_dead_endpoint_is_one_line_naming_the_link(tmp_path: Path):
+    require("iperf3")
+    link = {
+        "name": "nayatel", "targets": [{"name": "lo", "address": HOST}],
+        "capacity_test": {"iperf3": f"{HOST}:{free_tcp_port()}", "duration": 2},
+    }  # fmt: skip
+    ran = speedtest(write_config(tmp_path / "c.yml", link))
+    assert ran.returncode == 1
+    assert ran.stdout == ("link nayatel: unable to connect to server: Connection refused (FAIL)\n")
+    assert "Traceback" not in ran.stderr
+
+
+def test_speedtest_names_the_links_it_can_test(tmp_path: Path):
+    link = {"name": "ptcl", "targets": [{"name": "lo", "address": HOST}],
+            "capacity_test": {"iperf3": HOST}}  # fmt: skip
+    agent = str(Path(sys.executable).parent / "erozgar-agent")
+    config = write_config(tmp_path / "c.yml", link)
+    ran = subprocess.run([agent, "speedtest", "--config", str(config), "--link", "zong"],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert ran.returncode == 2
+    assert ran.stderr == (
+        f"{config}: link 'zong' has a capacity_test: block (links with one: ptcl)\n"
+    )
+
+
+def _window_now() -> str:
+    """A local-time window that began a minute ago and lasts an hour."""
+    now = datetime.datetime.now()
+    start = now - datetime.timedelta(minutes=1)
+    return f"{start:%H:%M}-{start + datetime.timedelta(hours=1):%H:%M}"
+
+
+def _value(text: str, sample: str) -> float | None:
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    return None if match is None else float(match[1])
+
+
+def test_daemon_tests_in_its_window_and_keeps_the_budget_across_a_restart(
+    loopback_iperf3: int, tmp_path: Path
+):
+    link = {
+        "name": "ptcl", "targets": [{"name": "lo", "address": HOST}],
+        "capacity_test": {"iperf3": f"{HOST}:{loopback_iperf3}", "duration": 2,
+                          "window": _window_now(), "runs_per_day": 1,
+                          "capacity_down_mbps": 100, "capacity_up_mbps": 20},
+    }  # fmt: skip
+    config = {"site": {"id": "T"}, "state_dir": str(tmp_path / "state"), "links": [link]}
+    tests = 'erozgar_capacity_tests_total{link="ptcl",method="iperf3",result="pass"}'
+    with agent_process(config, tmp_path, devices=0) as port:
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            text = http_get(f"http://127.0.0.1:{port}/metrics").decode()
+            if _value(text, tests):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"no capacity test in 25 s: {(tmp_path / 'agent.log').read_text()}")
+    assert _value(text, tests) == 1
+    assert (_value(text, 'erozgar_capacity_download_bytes_per_second{link="ptcl"}') or 0) > 1e8
+    ratio = _value(text, 'erozgar_capacity_contract_ratio{direction="upload",link="ptcl"}')
+    assert ratio is not None and ratio > 1  # loopback is faster than any contract
+    moved = _value(text, 'erozgar_capacity_test_bytes_total{link="ptcl"}')
+    assert moved and moved > 1e8
+    # restarted: the counters come back, and the day's one run is done, so no second test
+    with agent_process(config, tmp_path, devices=0) as port:
+        time.sleep(6)  # the first tick comes within 2 s; a test would take 4 s and more
+        again = http_get(f"http://127.0.0.1:{port}/metrics").decode()
+    assert _value(again, tests) == 1
+    assert _value(again, 'erozgar_capacity_test_bytes_total{link="ptcl"}') == moved
+    assert "capacity test waits: 1 of 1 runs done today" in (tmp_path / "agent.log").read_text()
