@@ -10,7 +10,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${EROZGAR_VENV:-/opt/erozgar-venv}
 mode=${1:-agent}
 
-packages=(python3 python3-venv)
+packages=(python3 python3-venv iperf3)  # iperf3: the capacity tests' client
 extras=""
 if [[ $mode == test ]]; then
   packages+=(snmpd snmp prometheus socat mbpoll python3-gdbm chromium)

@@ -22,7 +22,7 @@ import pytest
 from collectors.capacity import Endpoint, measure
 
 from .conftest import HOST, require, stop
-from .deploy_stack import agent_process, free_tcp_port, http_get
+from .deploy_stack import DEPLOY, agent_process, free_tcp_port, http_get, unit_command
 from .test_probes import FAR_ADDRESS, NEAR_ADDRESS, Namespaces, in_ns, namespaces
 
 pytestmark = pytest.mark.integration
@@ -173,6 +173,23 @@ def test_http_stands_in_when_no_iperf3_server_answers(http_server: int):
     assert reading.bytes == DOWNLOAD_BYTES + upload_cap
     assert reading.download_bps and reading.download_bps > 1e8  # loopback: fast
     assert reading.upload_bps and reading.upload_bps > 1e8
+
+
+def test_the_shipped_server_unit_serves_a_test():
+    """deploy/systemd/erozgar-iperf3.service's command line, run as systemd would (systemd is
+    not PID 1 here), serves the agent's test."""
+    require("iperf3")
+    port = free_tcp_port()
+    unit = DEPLOY / "systemd" / "erozgar-iperf3.service"
+    argv = unit_command(unit, {"EROZGAR_IPERF3_PORT": str(port)}, {})
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        reading = asyncio.run(measure(Endpoint(iperf3=(HOST, port)), duration=2, byte_cap=0))
+    finally:
+        stop(server)
+    assert (reading.method, reading.error) == ("iperf3", "")
+    assert reading.download_bps and reading.upload_bps
 
 
 def test_a_dead_endpoint_is_one_line_naming_the_link(tmp_path: Path):
