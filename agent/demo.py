@@ -4,8 +4,10 @@ Two SNMP devices (a MikroTik-like core router with a WAN link whose traffic foll
 changes over the minute, and an old access switch with 32-bit counters only), an APC Smart-UPS
 on Modbus/TCP, a standby generator behind a DSE controller and a Deye hybrid inverter on the
 same grid: the grid goes for a while every few minutes, as in load-shedding, the UPS carries the
-centre until the generator takes the load, and the inverter's load moves to its battery.
-Everything speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
+centre until the generator takes the load, and the inverter's load moves to its battery. The WAN
+link is probed, and its capacity tested once an hour against an iperf3 server the demo starts
+(the HTTP speed-test endpoint where iperf3 is not installed). Everything speaks the real
+protocols on 127.0.0.1; the agent is the same code as `run`.
 
 The simulators are imported inside the functions that build the centre, so that importing the
 product never loads them (tests/unit/test_import_boundaries.py).
@@ -14,8 +16,12 @@ product never loads them (tests/unit/test_import_boundaries.py).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import shutil
 import signal
+import socket
+import subprocess
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -61,9 +67,32 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
     return router, switch
 
 
+def _iperf3_server() -> tuple[subprocess.Popen[bytes] | None, int]:
+    """`iperf3 -s` on a free loopback port, or (None, 0) where iperf3 is not installed."""
+    binary = shutil.which("iperf3")
+    if binary is None:
+        return None, 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "-s", "-B", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return server, port
+
+
+def _all_day_from_now() -> str:
+    """A capacity-test window that opened a minute ago and lasts all day, so the first test
+    runs at once."""
+    start = datetime.datetime.now() - datetime.timedelta(minutes=1)
+    return f"{start:%H:%M}-{start - datetime.timedelta(minutes=1):%H:%M}"
+
+
 async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
     from simulators.genset import SimulatedGenset
     from simulators.inverter import SimulatedInverter
+    from simulators.speedtest import SpeedtestServer
     from simulators.ups import PeriodicOutages, SimulatedUps
 
     router, switch = _centre()
@@ -81,6 +110,18 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
     # a hybrid inverter on the same grid: a little PV, so the load moves grid <-> battery
     inverter = SimulatedInverter("deye-sunsynk-1p", pv_watts=300.0, grid_on=ups.mains_on)
     inverter_host, inverter_port = await inverter.start("127.0.0.1", 0)
+    speedtest = SpeedtestServer()
+    web_host, web_port = await speedtest.start("127.0.0.1", 0)
+    iperf3, iperf3_port = _iperf3_server()
+    capacity_test = {
+        "download_url": f"http://{web_host}:{web_port}/10MB.bin",
+        "upload_url": f"http://{web_host}:{web_port}/upload",
+        **({"iperf3": f"127.0.0.1:{iperf3_port}"} if iperf3 else {}),
+        "window": _all_day_from_now(),
+        "runs_per_day": 24,
+        "duration": 3,
+        "busy_threshold": 1,  # the simulated WAN port is always busy
+    }
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
     config = parse_config(
         {
@@ -132,6 +173,16 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
                     "interval": 5,
                 },
             ],
+            "links": [
+                {
+                    "name": "isp-fibre",
+                    "isp": "Demo ISP",
+                    "device": "core-router",
+                    "interface": "ether1",
+                    "targets": [{"name": "speedtest", "address": web_host, "tcp_port": web_port}],
+                    "capacity_test": capacity_test,
+                },
+            ],
         },
         source="demo",
     )
@@ -141,7 +192,8 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
         f"{ups_host}:{ups_port}, genset (DSE, Modbus/TCP) on {genset_host}:{genset_port}, "
         f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}; the grid goes "
         f"for {outage_length:g} s every {outage_every:g} s, the generator takes the load "
-        f"{start_delay:g} s into each cut.\n"
+        f"{start_delay:g} s into each cut; the link isp-fibre is capacity-tested every hour "
+        f"({'iperf3' if iperf3 else 'HTTP'} on 127.0.0.1).\n"
         f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)",
         flush=True,
     )
@@ -158,5 +210,13 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
             ups.stop(),
             genset.stop(),
             inverter.stop(),
+            speedtest.stop(),
             return_exceptions=True,
         )
+        if iperf3 is not None:
+            iperf3.terminate()
+            try:
+                iperf3.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                iperf3.kill()
+                iperf3.wait()

@@ -6,20 +6,21 @@ restart."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import re
+import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from collectors.capacity import Endpoint, measure
+from collectors.capacity import CapacityReading, Endpoint, measure
+from simulators.speedtest import SpeedtestServer
 
 from .conftest import HOST, require, stop
 from .deploy_stack import DEPLOY, agent_process, free_tcp_port, http_get, unit_command
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["namespaces"]  # the link-probe tests' namespace pair, used here as a fixture
 
 SHAPED_DOWN_MBIT, SHAPED_UP_MBIT = 20, 5
-DOWNLOAD_BYTES = 6_000_000  # what the HTTP server serves
+DOWNLOAD_BYTES = 6_000_000  # what the HTTP speed-test server sends
 
 
 def iperf3_server(*prefix: str, address: str = HOST) -> tuple[subprocess.Popen[bytes], int]:
@@ -124,50 +125,23 @@ def test_speedtest_measures_the_shaped_rate_within_ten_percent(shaped: Namespace
 # --- loopback ----------------------------------------------------------------------------------
 
 
-class _KnownSize(BaseHTTPRequestHandler):
-    """GET: DOWNLOAD_BYTES of zeros; POST: reads the body, answers with how much arrived."""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(DOWNLOAD_BYTES))
-        self.end_headers()
-        block = bytes(65536)
-        for start in range(0, DOWNLOAD_BYTES, len(block)):
-            self.wfile.write(block[: DOWNLOAD_BYTES - start])
-
-    def do_POST(self) -> None:
-        left = int(self.headers["Content-Length"])
-        while left > 0:
-            chunk = self.rfile.read(min(left, 65536))
-            if not chunk:
-                return
-            left -= len(chunk)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def http_server() -> Iterator[int]:
-    server = ThreadingHTTPServer((HOST, 0), _KnownSize)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def test_http_stands_in_when_no_iperf3_server_answers(http_server: int):
-    endpoint = Endpoint(
-        iperf3=(HOST, free_tcp_port()),  # nothing listens there
-        download_url=f"http://{HOST}:{http_server}/known.bin",
-        upload_url=f"http://{HOST}:{http_server}/upload",
-    )
+def test_http_stands_in_when_no_iperf3_server_answers():
     upload_cap = 8_000_000  # half the test's cap each way: more than the download's size
-    reading = asyncio.run(measure(endpoint, duration=3, byte_cap=2 * upload_cap))
+
+    async def scenario() -> CapacityReading:
+        server = SpeedtestServer(size=DOWNLOAD_BYTES)
+        host, port = await server.start(HOST, 0)
+        endpoint = Endpoint(
+            iperf3=(HOST, free_tcp_port()),  # nothing listens there
+            download_url=f"http://{host}:{port}/known.bin",
+            upload_url=f"http://{host}:{port}/upload",
+        )
+        try:
+            return await measure(endpoint, duration=3, byte_cap=2 * upload_cap)
+        finally:
+            await server.stop()
+
+    reading = asyncio.run(scenario())
     assert (reading.method, reading.error) == ("http", "")
     # the whole known size down, the whole capped body up (answered 200 by the server)
     assert reading.bytes == DOWNLOAD_BYTES + upload_cap
@@ -262,3 +236,37 @@ def test_daemon_tests_in_its_window_and_keeps_the_budget_across_a_restart(
     assert _value(again, tests) == 1
     assert _value(again, 'erozgar_capacity_test_bytes_total{link="ptcl"}') == moved
     assert "capacity test waits: 1 of 1 runs done today" in (tmp_path / "agent.log").read_text()
+
+
+@pytest.mark.parametrize("iperf3", [True, False], ids=["iperf3", "http"])
+def test_the_demo_shows_a_capacity_test(iperf3: bool, tmp_path: Path):
+    """`erozgar-agent demo` tests its WAN link at once: by iperf3, or by HTTP without it."""
+    agent = str(Path(sys.executable).parent / "erozgar-agent")
+    env = None
+    if iperf3:
+        require("iperf3")
+    else:  # a PATH without iperf3: the demo and the test fall back to HTTP
+        bare = tmp_path / "bin"
+        bare.mkdir()
+        env = {"PATH": str(bare), "PYTHONPATH": ":".join(sys.path)}
+    port = free_tcp_port()
+    demo = subprocess.Popen(
+        [agent, "demo", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    method = "iperf3" if iperf3 else "http"
+    tests = f'erozgar_capacity_tests_total{{link="isp-fibre",method="{method}",result="pass"}}'
+    try:
+        deadline, text = time.monotonic() + 30, ""
+        while time.monotonic() < deadline and not _value(text, tests):
+            time.sleep(0.5)
+            with contextlib.suppress(OSError):
+                text = http_get(f"http://127.0.0.1:{port}/metrics").decode()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=30)
+    assert _value(text, tests) == 1, err[-3000:]
+    assert "the link isp-fibre is capacity-tested every hour" in out
+    assert f"({method if iperf3 else 'HTTP'} on 127.0.0.1)" in out
+    assert "Traceback" not in err
+    assert (_value(text, 'erozgar_capacity_upload_bytes_per_second{link="isp-fibre"}') or 0) > 0
