@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -33,12 +35,14 @@ SHAPED_DOWN_MBIT, SHAPED_UP_MBIT = 20, 5
 DOWNLOAD_BYTES = 6_000_000  # what the HTTP speed-test server sends
 
 
-def iperf3_server(*prefix: str, address: str = HOST) -> tuple[subprocess.Popen[bytes], int]:
+def iperf3_server(
+    *options: str, prefix: tuple[str, ...] = (), address: str = HOST
+) -> tuple[subprocess.Popen[bytes], int]:
     """`iperf3 -s` on `address` (in a namespace when `prefix` is `ip netns exec NS`)."""
     binary = require("iperf3")
     port = free_tcp_port()
     process = subprocess.Popen(
-        [*prefix, binary, "-s", "-B", address, "-p", str(port)],
+        [*prefix, binary, "-s", "-B", address, "-p", str(port), *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(0.3)  # it listens at once; give the process a moment to get there
@@ -58,11 +62,13 @@ def write_config(path: Path, link: dict, **top: object) -> Path:
     return path
 
 
-def speedtest(config: Path, *prefix: str) -> subprocess.CompletedProcess[str]:
+def speedtest(
+    config: Path, *prefix: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     agent = str(Path(sys.executable).parent / "erozgar-agent")
     return subprocess.run(
         [*prefix, agent, "speedtest", "--config", str(config)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
@@ -87,7 +93,7 @@ def shaped(namespaces: Namespaces) -> Iterator[Namespaces]:
 
 
 def test_speedtest_measures_the_shaped_rate_within_ten_percent(shaped: Namespaces, tmp_path):
-    server, port = iperf3_server("ip", "netns", "exec", shaped.far, address=FAR_ADDRESS)
+    server, port = iperf3_server(prefix=("ip", "netns", "exec", shaped.far), address=FAR_ADDRESS)
     link = {
         "name": "isp", "isp": "Shaped", "source_address": NEAR_ADDRESS, "bind_interface": "wan0",
         "targets": [{"name": "gateway", "address": FAR_ADDRESS}],
@@ -164,6 +170,40 @@ def test_the_shipped_server_unit_serves_a_test():
         stop(server)
     assert (reading.method, reading.error) == ("iperf3", "")
     assert reading.download_bps and reading.upload_bps
+
+
+def test_iperf3_authentication_takes_the_password_from_the_environment(tmp_path: Path):
+    """A server with --authorized-users-path: the right password (from ${ENV} in the config)
+    is let in, a wrong one is refused in one line, and neither is ever printed."""
+    require("openssl")
+    key, public = tmp_path / "private.pem", tmp_path / "public.pem"
+    for command in (
+        ["genrsa", "-traditional", "-out", str(key), "2048"],
+        ["rsa", "-in", str(key), "-outform", "PEM", "-pubout", "-out", str(public)],
+    ):
+        subprocess.run(["openssl", *command], check=True, capture_output=True)  # fmt: skip
+    users = tmp_path / "users.csv"  # iperf3's format: user,sha256("{user}password")
+    users.write_text(f"erozgar,{hashlib.sha256(b'{erozgar}right-password').hexdigest()}\n")
+    server, port = iperf3_server(
+        "--rsa-private-key-path", str(key), "--authorized-users-path", str(users)
+    )
+    link = {
+        "name": "ptcl", "targets": [{"name": "lo", "address": HOST, "tcp_port": port}],
+        "capacity_test": {"iperf3": f"{HOST}:{port}", "duration": 2, "username": "erozgar",
+                          "password": "${IPERF3_TEST_PASSWORD}",
+                          "rsa_public_key_path": str(public)},
+    }  # fmt: skip
+    config = write_config(tmp_path / "c.yml", link)
+    try:
+        right = speedtest(config, env={"IPERF3_TEST_PASSWORD": "right-password"})
+        wrong = speedtest(config, env={"IPERF3_TEST_PASSWORD": "wrong-password"})
+    finally:
+        stop(server)
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert right.stdout.endswith("MB by iperf3: PASS\n")
+    assert (wrong.returncode, wrong.stdout) == (1, "link ptcl: test authorization failed (FAIL)\n")
+    for ran, password in ((right, "right-password"), (wrong, "wrong-password")):
+        assert password not in ran.stdout + ran.stderr
 
 
 def test_a_dead_endpoint_is_one_line_naming_the_link(tmp_path: Path):
