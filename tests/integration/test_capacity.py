@@ -128,6 +128,50 @@ def test_speedtest_measures_the_shaped_rate_within_ten_percent(shaped: Namespace
     assert moved == pytest.approx((down + up) * 1e6 / 8 * 4, rel=0.25)
 
 
+# Runs in "far": the HTTP speed-test endpoint, serving more than a shaped test can fetch.
+HTTP_SERVER = """
+import asyncio, sys
+from simulators.speedtest import SpeedtestServer
+async def main():
+    await SpeedtestServer(size=200_000_000).start(sys.argv[1], int(sys.argv[2]))
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def test_http_fallback_measures_the_shaped_rate_within_ten_percent(shaped: Namespaces, tmp_path):
+    port = free_tcp_port()
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", shaped.far, sys.executable, "-c", HTTP_SERVER, FAR_ADDRESS,
+         str(port)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    link = {
+        "name": "isp", "source_address": NEAR_ADDRESS,
+        "targets": [{"name": "gateway", "address": FAR_ADDRESS}],
+        "capacity_test": {"download_url": f"http://{FAR_ADDRESS}:{port}/200MB.bin",
+                          "upload_url": f"http://{FAR_ADDRESS}:{port}/upload", "duration": 4,
+                          "capacity_down_mbps": 20, "capacity_up_mbps": 5},
+    }  # fmt: skip
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        ran = speedtest(write_config(tmp_path / "c.yml", link), "ip", "netns", "exec", shaped.near)
+    finally:
+        stop(server)
+    line = ran.stdout.strip()
+    print(f"\nshaped {SHAPED_DOWN_MBIT}/{SHAPED_UP_MBIT} Mbit/s, HTTP: {line}")
+    found = re.fullmatch(
+        r"link isp: download ([\d.]+) of 20\.0 \(\d+%\) Mb/s, upload ([\d.]+) of 5\.0 "
+        r"\(\d+%\) Mb/s, latency under load [\d.]+ ms, [\d.]+ MB by http: PASS",
+        line,
+    )
+    assert found, ran.stdout + ran.stderr
+    # the upload counts only what the far end acknowledged, not what sits in the send queue
+    assert float(found[1]) == pytest.approx(SHAPED_DOWN_MBIT, rel=0.10)
+    assert float(found[2]) == pytest.approx(SHAPED_UP_MBIT, rel=0.10)
+
+
 # --- loopback ----------------------------------------------------------------------------------
 
 
