@@ -3,6 +3,7 @@ restart, and how iperf3 is asked and read. Pure logic, no network."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import deque
 from datetime import datetime
@@ -203,3 +204,43 @@ def test_parse_iperf3_reads_the_receivers_rate_or_its_error():
     assert (
         parse_iperf3("iperf3: error - boom\n").error == "iperf3 gave no JSON: iperf3: error - boom"
     )
+
+
+def test_a_reload_adds_replaces_and_removes_the_links_test_job(tmp_path: Path):
+    from agent.fleet import Fleet
+    from agent.schedule import MonotonicScheduler
+    from agent.state import AgentState
+
+    def with_test(**test: object):
+        link = {**LINK, "device": None, "interface": None}
+        if test:
+            link["capacity_test"] = {"iperf3": "192.0.2.9", **test}
+        return parse_config(
+            {"site": {"id": "S"}, "state_dir": str(tmp_path), "links": [link]}
+        )  # fmt: skip
+
+    async def scenario() -> list[str]:
+        state = AgentState("S", "", "0")
+        fleet = Fleet(state, MonotonicScheduler(), lambda *args: None)  # type: ignore[arg-type,return-value]
+        seen, before = [], None
+        configs = (with_test(), with_test(duration=5), with_test(duration=5),
+                   with_test(duration=6), with_test())  # fmt: skip
+        for config in configs:
+            await fleet.apply(config)
+            job = fleet.scheduler.get_job("capacity:ptcl")
+            if job is None:
+                seen.append(f"none, exported: {'ptcl' in state.capacity}")
+                continue
+            tester = job.func.__self__  # type: ignore[attr-defined]
+            kept = "kept" if tester is before else "new"
+            seen.append(f"{kept} {tester.test.duration:g} s, exported: {'ptcl' in state.capacity}")
+            before = tester
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        "none, exported: False",  # no capacity_test: no job
+        "new 5 s, exported: True",
+        "kept 5 s, exported: True",  # unchanged: the same tester (its samples, its budget)
+        "new 6 s, exported: True",  # changed: a tester with the new settings
+        "none, exported: False",  # removed, and its metrics gone
+    ]
