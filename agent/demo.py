@@ -83,9 +83,9 @@ def _iperf3_server() -> tuple[subprocess.Popen[bytes] | None, int]:
 
 
 def _all_day_from_now() -> str:
-    """A capacity-test window that opened a minute ago and lasts all day, so the first test
-    runs at once."""
-    start = datetime.datetime.now() - datetime.timedelta(minutes=1)
+    """A capacity-test window that opened 31 minutes ago and lasts all day: with 24 runs, the
+    first run's start (spread over the first half of its hour) has come, so it runs at once."""
+    start = datetime.datetime.now() - datetime.timedelta(minutes=31)
     return f"{start:%H:%M}-{start - datetime.timedelta(minutes=1):%H:%M}"
 
 

@@ -24,6 +24,7 @@ import datetime
 import logging
 import statistics
 import time
+import zlib
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -110,11 +111,14 @@ def due(
     estimate_bytes: int,
     busy: float | None,
     on_battery: bool,
+    spread: float = 0.0,
 ) -> Due:
     """Whether a test starts now. `now` is local time; `budget` the day's use so far (any day:
     a new day starts with nothing used); `estimate_bytes` what one test will likely move;
     `busy` the port's highest utilisation of its contract over the last busy_minutes (None:
-    not known, no router port)."""
+    not known, no router port); `spread` (0..1) how far into the first half of its slot each
+    run starts, so a fleet's centres do not all call one iperf3 server (one test at a time)
+    at 02:00."""
     day = window_day(test, now)
     if day is None:
         return Due(False, f"outside the window {test.window}")
@@ -124,7 +128,7 @@ def due(
         return Due(False, f"{budget.runs} of {test.runs_per_day} runs done today")
     start, length = test.window_minutes
     into = (now.hour * 60 + now.minute - start) % 1440 + now.second / 60
-    if into < budget.runs * length / test.runs_per_day:
+    if into < (budget.runs + spread / 2) * length / test.runs_per_day:
         return Due(False, f"run {budget.runs + 1} is due later in the window")
     if budget.bytes + estimate_bytes > test.max_bytes_per_day:
         return Due(
@@ -141,6 +145,11 @@ def due(
             f"threshold {test.busy_threshold:.0%})",
         )
     return Due(True, "")
+
+
+def spread_of(site: str, link: str) -> float:
+    """A stable share in [0, 1) for this site's link: where in its slots its tests start."""
+    return zlib.crc32(f"{site}/{link}".encode()) / 2**32
 
 
 def estimate_bytes(test: CapacityTestSettings, contract: tuple[float | None, float | None],
@@ -361,11 +370,13 @@ class CapacityTester:
             estimate_bytes=estimate_bytes(self.test, self.contract, previous),
             busy=busiest(self._samples, mono, self.test.busy_minutes),
             on_battery=power is not None and power.source == "battery",
+            spread=spread_of(self.state.site_id, self.link.name),
         )  # fmt: skip
         if not decision.run:
-            if decision.why != self._last_why and window_day(self.test, now) is not None:
+            why = decision.why.split(" (")[0]  # not again for each new busy figure
+            if why != self._last_why and window_day(self.test, now) is not None:
                 log.info("link %s: capacity test waits: %s", self.link.name, decision.why)
-            self._last_why = decision.why
+            self._last_why = why
             return None
         self._last_why = ""
         day = window_day(self.test, now)

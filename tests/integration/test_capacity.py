@@ -276,9 +276,10 @@ def test_speedtest_names_the_links_it_can_test(tmp_path: Path):
 
 
 def _window_now() -> str:
-    """A local-time window that began a minute ago and lasts an hour."""
+    """A local-time window of an hour that began 31 minutes ago: past the latest start the
+    fleet spread gives a single run (half the window)."""
     now = datetime.datetime.now()
-    start = now - datetime.timedelta(minutes=1)
+    start = now - datetime.timedelta(minutes=31)
     return f"{start:%H:%M}-{start + datetime.timedelta(hours=1):%H:%M}"
 
 

@@ -20,6 +20,7 @@ from agent.checks.capacity import (
     describe,
     due,
     estimate_bytes,
+    spread_of,
     window_day,
 )
 from agent.config import CapacityTestSettings, ConfigError, parse_config
@@ -69,6 +70,20 @@ def test_runs_spread_over_the_window_and_stop_at_runs_per_day():
     assert check(test, at("03:00"), one).run
     assert not check(test, at("04:30"), Budget("2026-11-30", runs=3)).run
     assert check(test, at("02:00", "2026-12-01"), Budget("2026-11-30", runs=3)).run  # new day
+
+
+def test_a_fleet_spreads_its_start_over_the_first_half_of_each_slot():
+    test = settings(runs_per_day=2)  # slots of 90 minutes from 02:00 and 03:30
+    assert not check(test, at("02:44"), spread=0.99).run  # starts at 02:44:33
+    assert check(test, at("02:45"), spread=0.99).run
+    assert check(test, at("02:00"), spread=0.0).run
+    second = Budget("2026-11-30", runs=1)
+    assert not check(test, at("03:40"), second, spread=0.5).run  # starts at 03:52:30
+    assert check(test, at("03:53"), second, spread=0.5).run
+    shares = [spread_of(f"SITE-{n:03}", "ptcl") for n in range(200)]
+    assert all(0 <= share < 1 for share in shares)
+    assert spread_of("SITE-001", "ptcl") == spread_of("SITE-001", "ptcl")  # stable
+    assert max(shares) - min(shares) > 0.9  # spread over the whole range
 
 
 def test_no_test_that_could_pass_the_days_byte_budget():

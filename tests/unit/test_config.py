@@ -187,10 +187,13 @@ HOST_KEYS = {
     },
     "links[0].capacity_test.iperf3": lambda a: {
         "links": [
-            {"name": "isp", "targets": [{"name": "t", "address": "1.1.1.1"}],
-             "capacity_test": {"iperf3": a}}
+            {
+                "name": "isp",
+                "targets": [{"name": "t", "address": "1.1.1.1"}],
+                "capacity_test": {"iperf3": a},
+            }
         ]
-    },  # fmt: skip
+    },
 }
 # Probes compare each reply's source with the target: IPv4 literals only.
 IPV4_KEYS = {
