@@ -121,6 +121,7 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
         "runs_per_day": 24,
         "duration": 3,
         "busy_threshold": 1,  # the simulated WAN port is always busy
+        "max_bytes_per_day": 10**12,  # loopback moves gigabytes a second
     }
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
     config = parse_config(
