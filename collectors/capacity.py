@@ -309,6 +309,8 @@ async def _http(
         return await _upload(reader, writer, host, path, duration, cap)
     except PollError as exc:
         return _Leg(None, 0, f"{url}: {exc}")
+    except TimeoutError:
+        return _Leg(None, 0, f"{url}: no answer within {duration + _CONNECT_SECONDS:g} s")
     except (OSError, asyncio.IncompleteReadError) as exc:
         return _Leg(None, 0, f"{url}: {getattr(exc, 'strerror', None) or type(exc).__name__}")
     finally:

@@ -262,6 +262,24 @@ def test_a_dead_endpoint_is_one_line_naming_the_link(tmp_path: Path):
     assert "Traceback" not in ran.stderr
 
 
+def test_a_silent_http_server_is_one_line_too():
+    async def scenario() -> CapacityReading:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # reads the request, never answers
+
+        server = await asyncio.start_server(silent, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            url = f"http://{HOST}:{port}/x.bin"
+            return await measure(Endpoint(download_url=url), duration=2, byte_cap=10**6)
+        finally:
+            server.close()
+
+    reading = asyncio.run(scenario())
+    assert reading.error.startswith("download: http://127.0.0.1:")
+    assert reading.error.endswith("/x.bin: no answer within 7 s; upload: no upload_url configured")
+
+
 def test_speedtest_names_the_links_it_can_test(tmp_path: Path):
     link = {"name": "ptcl", "targets": [{"name": "lo", "address": HOST}],
             "capacity_test": {"iperf3": HOST}}  # fmt: skip
