@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import shutil
+import socket
 import statistics
 import time
 import zlib
@@ -29,14 +31,19 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from collectors.capacity import Bind, CapacityReading, Endpoint, Progress, measure
 from collectors.probe import ProbeTarget
+from collectors.probe import _bind as bind_socket
+from collectors.readings import PollError
+from collectors.tcp import ConnectError, knock
 
 from ..config import CapacityTestSettings, Config, LinkSettings
 from ..kinds import KINDS
 from ..persist import JsonStateFile, state_file
 from ..state import AgentState
+from ..verdict import Status
 from .bandwidth import CONTRACT_MARGIN
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,7 @@ log = logging.getLogger(__name__)
 Verdict = Literal["pass", "below", "error"]
 HISTORY = 60  # results kept (and saved): a month of two runs a day
 TICK_SECONDS = 60.0  # how often the daemon asks `due`
+_CONNECT_SECONDS = 3.0
 _FORMAT = 1
 
 
@@ -219,6 +227,52 @@ def result_of(
         link.name, link.isp, finished, reading.method, reading.download_bps,
         reading.upload_bps, latency, contract[0], contract[1], reading.bytes, error,
     )  # fmt: skip
+
+
+async def endpoint_step(link: LinkSettings) -> tuple[Status, str, str]:
+    """(PASS|WARN|FAIL, what was seen, hint) for `check`: does the link's test endpoint answer a
+    TCP connect through the link? Only that: a test moves megabytes, `speedtest` runs one."""
+    test = link.capacity_test
+    assert test is not None
+    fallback = test.download_url or test.upload_url
+    if test.iperf3_host_port is not None:
+        if shutil.which("iperf3") is None:
+            return "FAIL", "iperf3 is not installed", "apt-get install iperf3"
+        host, port = test.iperf3_host_port
+        seen = await _answers(link, host, port)
+        where = f"iperf3 server {host}:{port}"
+        if not seen:
+            return "PASS", f"{where} answers", ""
+        if fallback:
+            return "WARN", f"{where}: {seen}; tests will use HTTP", "start it, or fix iperf3:"
+        return (
+            "FAIL",
+            f"{where}: {seen}",
+            (
+                "check iperf3: (PSEB's erozgar-iperf3 service, host:port) and that the link "
+                "reaches it"
+            ),
+        )
+    parts = urlsplit(fallback or "")
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    seen = await _answers(link, host, port)
+    if seen:
+        return "FAIL", f"speed-test server {host}:{port}: {seen}", "check download_url/upload_url"
+    return "PASS", f"speed-test server {host}:{port} answers", ""
+
+
+async def _answers(link: LinkSettings, host: str, port: int) -> str:
+    """Why a TCP connect to host:port through the link fails; empty when it succeeds."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        bind_socket(sock, link.source_address, link.bind_interface)
+        sock.setblocking(False)
+        await knock(host, port, _CONNECT_SECONDS, sock)
+    except (PollError, ConnectError) as exc:
+        return str(exc)
+    finally:
+        sock.close()
+    return ""
 
 
 def _mbps(bps: float | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from collectors.modbus.transport import GatewayPool
 from collectors.snmp.client import SnmpSessions
 
+from ..checks.capacity import endpoint_step
 from ..checks.link_quality import LinkQualityCheck, assess, run_probes
 from ..config import Config, LinkSettings
 from ..kinds import Pools, configured, kind_of
@@ -26,12 +27,15 @@ from .steps import TRAFFIC_SAMPLE_SECONDS
 
 
 async def check_link(link: LinkSettings) -> DeviceVerdict:
-    """One probe run of a WAN link: a step per target with loss, RTT and jitter seen."""
+    """One probe run of a WAN link: a step per target with loss, RTT and jitter seen, and
+    whether its capacity test's endpoint answers."""
     verdict = DeviceVerdict(link.name, "link")
     status = LinkQualityCheck(link).update(await run_probes(link), 0.0, 0.0)
     for target, settings in zip(status.targets, link.targets, strict=True):
         result, detail, hint = assess(target, settings.tcp_port)
         verdict.checks.append(Step(f"{target.name} {target.address}", result, detail, hint))
+    if link.capacity_test is not None:
+        verdict.checks.append(Step("capacity endpoint", *await endpoint_step(link)))
     return verdict
 
 

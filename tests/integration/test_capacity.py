@@ -280,6 +280,34 @@ def test_a_silent_http_server_is_one_line_too():
     assert reading.error.endswith("/x.bin: no answer within 7 s; upload: no upload_url configured")
 
 
+def test_check_says_whether_the_endpoint_answers(loopback_iperf3: int, tmp_path: Path):
+    dead = free_tcp_port()
+    links = [
+        {"name": "ptcl", "targets": [{"name": "lo", "address": HOST, "tcp_port": dead}],
+         "capacity_test": {"iperf3": f"{HOST}:{loopback_iperf3}"}},
+        {"name": "zong", "targets": [{"name": "lo", "address": HOST, "tcp_port": dead}],
+         "capacity_test": {"iperf3": f"{HOST}:{dead}",
+                           "download_url": f"http://{HOST}:{dead}/10MB.bin"}},
+    ]  # fmt: skip
+    config = tmp_path / "c.yml"
+    config.write_text(json.dumps({"site": {"id": "T"}, "listen": f"{HOST}:{dead}", "links": links}))
+    agent = str(Path(sys.executable).parent / "erozgar-agent")
+    ran = subprocess.run([agent, "check", "--json", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    steps = {
+        d["name"]: d["checks"][-1] for d in json.loads(ran.stdout)["devices"] if d["kind"] == "link"
+    }
+    assert steps["ptcl"] == {
+        "name": "capacity endpoint", "status": "PASS",
+        "detail": f"iperf3 server {HOST}:{loopback_iperf3} answers", "hint": "",
+    }  # fmt: skip
+    assert steps["zong"] == {
+        "name": "capacity endpoint", "status": "WARN",
+        "detail": f"iperf3 server {HOST}:{dead}: connection refused; tests will use HTTP",
+        "hint": "start it, or fix iperf3:",
+    }  # fmt: skip
+
+
 def test_speedtest_names_the_links_it_can_test(tmp_path: Path):
     link = {"name": "ptcl", "targets": [{"name": "lo", "address": HOST}],
             "capacity_test": {"iperf3": HOST}}  # fmt: skip
