@@ -160,8 +160,9 @@ def spread_of(site: str, link: str) -> float:
     return zlib.crc32(f"{site}/{link}".encode()) / 2**32
 
 
-def estimate_bytes(test: CapacityTestSettings, contract: tuple[float | None, float | None],
-                   previous: int) -> int:  # fmt: skip
+def estimate_bytes(
+    test: CapacityTestSettings, contract: tuple[float | None, float | None], previous: int
+) -> int:
     """What one test is likely to move: the contract at its margin (an ISP bursts above what
     it sells) for `duration` each way, else what the previous test moved."""
     down, up = contract
