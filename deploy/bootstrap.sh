@@ -16,6 +16,7 @@ if [[ $mode == test ]]; then
   packages+=(snmpd snmp prometheus socat mbpoll python3-gdbm chromium)
   packages+=(prometheus-snmp-exporter)  # benchmark 1 (bench/snmp_vs_exporter.py) in the smoke test
   packages+=(iproute2 nftables)  # link-probe tests: network namespaces, injected loss
+  packages+=(openssl)  # capacity tests: the iperf3 server's RSA key for authentication
   packages+=(nut-server nut-client)  # NUT tests: upsd with the dummy-ups driver
   packages+=(faketime)  # clock-jump fault test: libfaketime
   # deploy/ tests: vmagent, VictoriaMetrics, vmalert, Alertmanager/amtool, systemd-analyze
