@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -258,4 +259,46 @@ def test_a_reload_adds_replaces_and_removes_the_links_test_job(tmp_path: Path):
         "kept 5 s, exported: True",  # unchanged: the same tester (its samples, its budget)
         "new 6 s, exported: True",  # changed: a tester with the new settings
         "none, exported: False",  # removed, and its metrics gone
+    ]
+
+
+def test_the_daemon_job_waits_on_battery_and_while_the_port_is_busy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """CapacityTester reads the power source and the port's utilisation from the agent's
+    state; neither case starts a test (which would fail here: 192.0.2.9 is unreachable)."""
+    from types import MappingProxyType
+
+    from agent.checks.bandwidth import InterfaceStatus
+    from agent.checks.capacity import CapacityTester
+    from agent.checks.centre_power import CentrePowerStatus
+    from agent.state import AgentState, DeviceState, RouterStatus
+
+    now = datetime.now()
+    start = now - timedelta(minutes=31)  # past the fleet spread of its one run
+    window = f"{start:%H:%M}-{start + timedelta(hours=1):%H:%M}"
+    config = parse_config({
+        "site": {"id": "S"}, "state_dir": str(tmp_path),
+        "snmp": [{"name": "r", "address": "10.0.0.1", "community": "c",
+                  "interfaces": [{"name": "ether1", "role": "wan", "capacity_down_mbps": 100,
+                                  "capacity_up_mbps": 20}]}],
+        "links": [{**LINK, "capacity_test": {"iperf3": "192.0.2.9", "window": window}}],
+    })  # fmt: skip
+    state = AgentState("S", "", "0")
+    port = InterfaceStatus(
+        "ether1", "wan", True, True, 1e9, 64, 0, 0, 40e6, 1e6, 100e6, 20e6,
+        None, None, None, None,
+    )  # fmt: skip
+    router = RouterStatus("r", "", "", 1.0, (port,), 1, 1)
+    state.devices["r"] = DeviceState("r", "snmp", up=True, status=router)
+    state.power = CentrePowerStatus("battery", MappingProxyType({}), MappingProxyType({}))
+    tester = CapacityTester(config.links[0], config, state)
+    caplog.set_level(logging.INFO, logger="agent.checks.capacity")
+    assert asyncio.run(tester.run()) is None
+    state.power = CentrePowerStatus("grid", MappingProxyType({}), MappingProxyType({}))
+    assert asyncio.run(tester.run()) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "link ptcl: capacity test waits: the centre is on battery",
+        "link ptcl: capacity test waits: the line is busy (40% of its contract within 5 min, "
+        "threshold 30%)",
     ]
