@@ -266,7 +266,7 @@ def test_the_daemon_job_waits_on_battery_and_while_the_port_is_busy(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     """CapacityTester reads the power source and the port's utilisation from the agent's
-    state; neither case starts a test (which would fail here: 192.0.2.9 is unreachable)."""
+    state; neither case starts a test (which would fail here: nothing listens on port 9)."""
     from types import MappingProxyType
 
     from agent.checks.bandwidth import InterfaceStatus
@@ -282,7 +282,7 @@ def test_the_daemon_job_waits_on_battery_and_while_the_port_is_busy(
         "snmp": [{"name": "r", "address": "10.0.0.1", "community": "c",
                   "interfaces": [{"name": "ether1", "role": "wan", "capacity_down_mbps": 100,
                                   "capacity_up_mbps": 20}]}],
-        "links": [{**LINK, "capacity_test": {"iperf3": "192.0.2.9", "window": window}}],
+        "links": [{**LINK, "capacity_test": {"iperf3": "127.0.0.1:9", "window": window}}],
     })  # fmt: skip
     state = AgentState("S", "", "0")
     port = InterfaceStatus(
