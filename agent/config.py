@@ -468,6 +468,8 @@ class CapacityTestSettings(_Strict):
     @field_validator("download_url", "upload_url")
     @classmethod
     def _url_host(cls, value: str | None) -> str | None:
+        if value is not None and "@" in urlsplit(value).netloc:
+            raise ValueError("no user:password@ here: the speed-test server takes no login")
         return Config._url_host(value)
 
     @field_validator("window")

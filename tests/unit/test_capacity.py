@@ -168,6 +168,15 @@ def test_contract_from_the_router_port_else_the_test_block():
     ]
 
 
+def test_a_speed_test_url_carries_no_password():
+    with pytest.raises(ConfigError) as caught:
+        config_with({}, {"download_url": "https://u:secret-pass@speed.example.pk/10MB.bin"})
+    assert caught.value.problems == [
+        "config: links[0].capacity_test.download_url: no user:password@ here: the speed-test "
+        "server takes no login"
+    ]
+
+
 def test_budget_counters_and_results_survive_a_restart(tmp_path: Path):
     config = config_with({"capacity_down_mbps": 100, "capacity_up_mbps": 20}, {})
     link, path = config.links[0], tmp_path / "capacity-ptcl.json"
