@@ -361,12 +361,15 @@ def test_daemon_tests_in_its_window_and_keeps_the_budget_across_a_restart(
     moved = _value(text, 'erozgar_capacity_test_bytes_total{link="ptcl"}')
     assert moved and moved > 1e8
     # restarted: the counters come back, and the day's one run is done, so no second test
+    log, waits = tmp_path / "agent.log", "capacity test waits: 1 of 1 runs done today"
     with agent_process(config, tmp_path, devices=0) as port:
-        time.sleep(6)  # the first tick comes within 2 s; a test would take 4 s and more
+        deadline = time.monotonic() + 10  # the first tick comes within 2 s
+        while waits not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
         again = http_get(f"http://127.0.0.1:{port}/metrics").decode()
+    assert waits in log.read_text()
     assert _value(again, tests) == 1
     assert _value(again, 'erozgar_capacity_test_bytes_total{link="ptcl"}') == moved
-    assert "capacity test waits: 1 of 1 runs done today" in (tmp_path / "agent.log").read_text()
 
 
 @pytest.mark.parametrize("iperf3", [True, False], ids=["iperf3", "http"])
