@@ -517,6 +517,84 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class CapacityTestSettings(_Strict):
+    """A WAN link's scheduled capacity test (agent/checks/capacity.py): iperf3 against a
+    PSEB-run server, else an HTTP download and upload; within `window` (the box's local time),
+    at most `runs_per_day` runs and `max_bytes_per_day` bytes, never while the port is busy or
+    the centre is on battery."""
+
+    iperf3: str | None = None  # host[:port] of an iperf3 server; default port 5201
+    download_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+")] | None = None
+    upload_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+")] | None = None
+    window: str = "02:00-05:00"  # local time HH:MM-HH:MM; may cross midnight
+    runs_per_day: Annotated[int, Field(ge=1, le=24)] = 1
+    duration: Annotated[float, Field(ge=2, le=30)] = 10  # seconds per direction
+    max_bytes_per_day: Annotated[int, Field(gt=0)] = 2_000_000_000
+    # Skip while the port carried more than this share of its contract in the last
+    # busy_minutes (the bandwidth check's rates of the link's device/interface).
+    busy_threshold: Annotated[float, Field(gt=0, le=1)] = 0.3
+    busy_minutes: Annotated[float, Field(gt=0, le=60)] = 5
+    # Delivered below this share of the contract is a failed verdict.
+    contract_share: Annotated[float, Field(gt=0, le=1)] = 0.8
+    # The contract, for a link whose router port does not state it (InterfaceSettings's names).
+    capacity_down_mbps: Annotated[float, Field(gt=0)] | None = None
+    capacity_up_mbps: Annotated[float, Field(gt=0)] | None = None
+    # iperf3 authentication (server with --authorized-users-path): the password goes to the
+    # client in its environment (IPERF3_PASSWORD), never on its command line.
+    username: Annotated[str, Field(min_length=1, pattern=r"^\S+$")] | None = None
+    password: SecretStr | None = None
+    rsa_public_key_path: str | None = None
+
+    @field_validator("iperf3")
+    @classmethod
+    def _iperf3_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value, 5201)
+        return value
+
+    @field_validator("download_url", "upload_url")
+    @classmethod
+    def _url_host(cls, value: str | None) -> str | None:
+        if value is not None and "@" in urlsplit(value).netloc:
+            raise ValueError("no user:password@ here: the speed-test server takes no login")
+        return Config._url_host(value)
+
+    @field_validator("window")
+    @classmethod
+    def _window_parses(cls, value: str) -> str:
+        match = _WINDOW.match(value)
+        if match is None or match.groups()[:2] == match.groups()[2:]:
+            raise ValueError(f"{value!r}: give local times HH:MM-HH:MM, e.g. 02:00-05:00")
+        return value
+
+    @property
+    def window_minutes(self) -> tuple[int, int]:
+        """(start, length) in minutes after local midnight."""
+        match = _WINDOW.match(self.window)
+        assert match is not None  # validated above
+        h1, m1, h2, m2 = (int(part) for part in match.groups())
+        start = h1 * 60 + m1
+        return start, (h2 * 60 + m2 - start) % 1440
+
+    @property
+    def iperf3_host_port(self) -> tuple[str, int] | None:
+        return None if self.iperf3 is None else split_host_port(self.iperf3, 5201)
+
+    @model_validator(mode="after")
+    def _fits(self) -> CapacityTestSettings:
+        if self.iperf3 is None and self.download_url is None and self.upload_url is None:
+            raise ValueError("give iperf3: (host[:port]) and/or download_url:/upload_url:")
+        if (self.username is None) != (self.password is None):
+            missing = "password" if self.password is None else "username"
+            raise ValueError(f"{missing}: give username and password together, or neither")
+        if self.username is not None and self.rsa_public_key_path is None:
+            raise ValueError("rsa_public_key_path: iperf3 authentication needs the server's key")
+        return self
+
+
 class LinkSettings(_Strict):
     """One WAN link (ISP uplink) and the targets its probes measure it by."""
 
@@ -535,6 +613,7 @@ class LinkSettings(_Strict):
     targets: Annotated[list[LinkTarget], Field(min_length=1)]
     dns: DnsProbeSettings | None = None
     http: list[HttpProbeSettings] = []
+    capacity_test: CapacityTestSettings | None = None
 
     @field_validator("source_address")
     @classmethod
@@ -720,7 +799,22 @@ class Config(_Strict):
                     f"links[{i}].interface: {link.device} lists no port {link.interface!r} "
                     f"under interfaces: (listed: {', '.join(ports)})"
                 )
+            test = link.capacity_test
+            port = self.link_port(link)
+            for key in ("capacity_down_mbps", "capacity_up_mbps"):
+                if test is not None and getattr(test, key) and port and getattr(port, key):
+                    raise ValueError(
+                        f"links[{i}].capacity_test.{key}: {link.device} port {port.name} "
+                        "states the contract already; give it in one place"
+                    )
         return self
+
+    def link_port(self, link: LinkSettings) -> InterfaceSettings | None:
+        """The settings of the router port that carries `link`, if the config lists it."""
+        for device in self.snmp:
+            if device.name == link.device:
+                return next((p for p in device.interfaces if p.name == link.interface), None)
+        return None
 
 
 def _lists_devices(annotation: object) -> bool:

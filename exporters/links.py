@@ -9,6 +9,7 @@ from agent.checks.link_quality import RTT_BUCKETS, DnsStatus, HttpStatus, LinkSt
 from agent.kinds import KINDS
 from agent.state import AgentState
 
+from .capacity import capacity_families
 from .families import Families, Family
 
 _TARGET = ["link", "target"]
@@ -44,7 +45,7 @@ def link_families(state: AgentState) -> list[Family | HistogramMetricFamily]:
     families: list[Family | HistogramMetricFamily] = list(out)
     if histogram.samples:
         families.append(histogram)
-    return families
+    return [*families, *capacity_families(state)]
 
 
 def _link(out: Families, histogram: HistogramMetricFamily, link: LinkStatus) -> None:

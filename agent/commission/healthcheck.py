@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from collectors.modbus.transport import GatewayPool
 from collectors.snmp.client import SnmpSessions
 
+from ..checks.capacity import endpoint_step
 from ..checks.link_quality import LinkQualityCheck, assess, assess_dns, assess_http, run_link
 from ..config import Config, LinkSettings
 from ..kinds import Pools, configured, kind_of
@@ -28,7 +29,7 @@ from .steps import TRAFFIC_SAMPLE_SECONDS
 
 async def check_link(link: LinkSettings) -> DeviceVerdict:
     """One probe run of a WAN link: a step per target with loss, RTT and jitter seen, one per
-    DNS question and one per URL."""
+    DNS question and one per URL, and whether its capacity test's endpoint answers."""
     verdict = DeviceVerdict(link.name, "link")
     status = LinkQualityCheck(link).update(await run_link(link), 0.0, 0.0)
     for target, settings in zip(status.targets, link.targets, strict=True):
@@ -46,6 +47,8 @@ async def check_link(link: LinkSettings) -> DeviceVerdict:
     for http in status.http:
         result, detail, hint = assess_http(http, now)
         verdict.checks.append(Step(f"http {http.reading.target}", result, detail, hint))
+    if link.capacity_test is not None:
+        verdict.checks.append(Step("capacity endpoint", *await endpoint_step(link)))
     return verdict
 
 

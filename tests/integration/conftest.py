@@ -32,6 +32,7 @@ SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 INSTALL_HINTS = {
     "snmpd": "apt-get install -y snmpd",
     "dnsmasq": "apt-get install -y dnsmasq-base",
+    "iperf3": "apt-get install -y iperf3 (deploy/bootstrap.sh)",
     "snmpsim-command-responder": "pip install snmpsim==1.2.2 snmpsim-data==1.0.1 "
     "(and apt-get install -y python3-gdbm)",
 }

@@ -49,7 +49,10 @@ ISSUE_ALERTS = {  # the alerts the central-side issue asks for, by what they cov
     "ErozgarInverterOnBatteryWithGrid",
     # issue 15: the link's DNS probes
     "ErozgarLinkDnsFailing",
+    # issue 15: ISP capacity
+    "ErozgarCapacityBelowContract",
 }
+UNIT_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.test.yml"))
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -59,7 +62,7 @@ def alert_rules() -> list[dict[str, Any]]:
 
 def test_promtool_unit_tests_pass() -> None:
     result = subprocess.run(
-        [require("promtool"), "test", "rules", "erozgar-alerts.test.yml"],
+        [require("promtool"), "test", "rules", *(path.name for path in UNIT_TESTS)],
         cwd=DEPLOY / "prometheus" / "tests",
         capture_output=True,
         text=True,
@@ -76,8 +79,12 @@ def test_every_alert_has_severity_runbook_and_a_firing_and_a_quiet_unit_test() -
         assert rule["annotations"]["summary"].startswith("{{ $labels.site }}: "), rule["alert"]
         runbook = rule["annotations"]["runbook"]
         assert runbook and "\n" not in runbook, rule["alert"]
-    tests = yaml.safe_load((DEPLOY / "prometheus/tests/erozgar-alerts.test.yml").read_text())
-    cases = [case for test in tests["tests"] for case in test["alert_rule_test"]]
+    cases = [
+        case
+        for path in UNIT_TESTS
+        for test in yaml.safe_load(path.read_text())["tests"]
+        for case in test["alert_rule_test"]
+    ]
     for name in ISSUE_ALERTS:
         mine = [case for case in cases if case["alertname"] == name]
         assert any(case.get("exp_alerts") for case in mine), f"{name}: no test that fires it"

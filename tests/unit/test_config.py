@@ -185,6 +185,15 @@ HOST_KEYS = {
     "remote_write_url": lambda a: {
         "remote_write_url": f"https://{f'[{a}]' if ':' in a else a}/api/v1/write"
     },
+    "links[0].capacity_test.iperf3": lambda a: {
+        "links": [
+            {
+                "name": "isp",
+                "targets": [{"name": "t", "address": "1.1.1.1"}],
+                "capacity_test": {"iperf3": a},
+            }
+        ]
+    },
 }
 # Probes compare each reply's source with the target: IPv4 literals only.
 IPV4_KEYS = {

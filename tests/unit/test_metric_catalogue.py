@@ -21,6 +21,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from agent.checks.capacity import CapacityResult, CapacityStatus
 from agent.checks.centre_power import SOURCES, CentrePowerStatus
 from agent.checks.genset import StartRecord
 from agent.checks.link_quality import (
@@ -166,6 +167,8 @@ def _rare_states(state: AgentState) -> None:
         "ptcl", "PTCL", router.name, port, True, (target,), 1.7e9, 2.5, (dns,),
         (HttpStatus(page, 3, 0),),
     )  # fmt: skip
+    tested = CapacityResult("ptcl", "PTCL", 1.7e9, "iperf3", 9e7, 1.8e7, 0.03, 1e8, 2e7, 2**27, "")
+    state.capacity["ptcl"] = CapacityStatus("ptcl", tested, tested, (("iperf3", "pass", 1),), 2**27)
     losses = (
         Loss("wan", "ptcl", router.name, port, "isp", "probes lost"),
         Loss("device", "", "sw-down", "", "power", "silent on a cut"),
