@@ -39,8 +39,9 @@ INSTALL_HINTS = {
 
 
 def require(binary: str) -> str:
-    """Path of `binary` (PATH or next to this Python); skip without it, or fail when CI=true."""
-    found = shutil.which(binary) or shutil.which(binary, path=str(Path(sys.executable).parent))
+    """Path of `binary`, next to this Python first (the erozgar-agent under test, not one a
+    Debian package put on PATH), else on PATH; skip without it, or fail when CI=true."""
+    found = shutil.which(binary, path=str(Path(sys.executable).parent)) or shutil.which(binary)
     if found is None:
         missing(f"{binary} not found: {INSTALL_HINTS.get(binary, 'install it')}")
     return found
