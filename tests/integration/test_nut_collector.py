@@ -62,11 +62,16 @@ def free_tcp_port() -> int:
 
 
 def write_dev(root: Path, values: dict[str, str]) -> None:
-    """dummy-ups re-reads the file when its mtime changes: write a new one and rename it in."""
+    """dummy-ups re-reads the file when its mtime changes, in whole seconds: write a new one
+    at least a second newer than the old (two tests may write within one second) and rename
+    it in."""
     text = "".join(f"{name}: {value}\n" for name, value in values.items())
-    tmp = root / "sim.dev.new"
+    path, tmp = root / "sim.dev", root / "sim.dev.new"
     tmp.write_text(text)
-    os.replace(tmp, root / "sim.dev")
+    if path.exists():
+        mtime = max(time.time(), path.stat().st_mtime + 1)
+        os.utime(tmp, (mtime, mtime))
+    os.replace(tmp, path)
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +132,10 @@ def wait_for(peer: Upsd, field: str, value: float) -> UpsReading:
     deadline = time.monotonic() + 10
     while True:
         reading = poll(peer)
-        if reading.values.get(field) == value or time.monotonic() > deadline:
+        if reading.values.get(field) == value:
             return reading
+        if time.monotonic() > deadline:
+            pytest.fail(f"upsd still reports {field} {reading.values.get(field)}, not {value}")
         time.sleep(0.2)
 
 
