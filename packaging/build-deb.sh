@@ -68,7 +68,7 @@ cp -a "$base" "$venv"
 "$venv/bin/python" -m pip uninstall -q -y pip setuptools
 rm -f "$venv"/bin/[Aa]ctivate* "$venv"/bin/pip*
 find "$venv" -name __pycache__ -prune -exec rm -rf {} +
-find "$venv" -name direct_url.json -delete
+find "$venv" \( -name direct_url.json -o -name .DS_Store \) -delete
 "$python" "$root/packaging/fix-venv-paths.py" "$venv" /opt/erozgar-agent/venv
 "$venv/bin/python" -m compileall -q -j0 --invalidation-mode unchecked-hash \
   -s "$stage" -p / "$venv/lib"
@@ -92,6 +92,11 @@ install -D -m 0644 "$root/deploy/systemd/erozgar-agent.service.d/raw-icmp.conf" 
   "$doc/examples/raw-icmp.conf"
 gzip -9n <"$root/README.md" >"$doc/README.md.gz"
 install -m 0644 "$root/packaging/debian/copyright" "$doc/copyright"
+install -D -m 0644 "$root/packaging/debian/lintian-overrides" \
+  "$stage/usr/share/lintian/overrides/erozgar-agent"
+# The wheels' compiled modules need this glibc at least (their newest symbol version).
+glibc=$(find "$venv" -name '*.so*' -type f -exec objdump -T {} + \
+  | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
 
 # 4. erozgar-agent-shipper: vmagent's unit and scrape config (vmagent: Debian's victoria-metrics).
 ship=$work/erozgar-agent-shipper
@@ -112,10 +117,17 @@ build() {  # build NAME ARCH STAGE EXTRA-SUBSTITUTIONS...
   for script in postinst prerm postrm; do
     [[ -f $src/$script ]] && install -m 0755 "$src/$script" "$dir/DEBIAN/$script"
   done
+  {
+    echo "$name ($version) stable; urgency=medium"
+    echo
+    echo "  * Built from commit $(git -C "$root" rev-parse --short HEAD) of the repository."
+    echo
+    echo " -- erozgar-agent maintainers <erozgar-agent@example.pk>  $(date -uR -d "@$SOURCE_DATE_EPOCH")"
+  } | gzip -9n >"$dir/usr/share/doc/$name/changelog.gz"
   [[ -f $src/conffiles ]] && install -m 0644 "$src/conffiles" "$dir/DEBIAN/conffiles"
   (cd "$dir" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
     | xargs -0r md5sum >DEBIAN/md5sums)
-  sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$parch/" -e "s/@PYVER@/$pyver/" \
+  sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$parch/" -e "s/@PYVER@/$pyver/" -e "s/@GLIBC@/${glibc:-}/" \
     -e "s/@PYNEXT@/${pyver%.*}.$((${pyver#*.} + 1))/" \
     -e "s/@SIZE@/$(du -sk --exclude=DEBIAN "$dir" | cut -f1)/" "$src/control" >"$dir/DEBIAN/control"
   find "$dir" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
