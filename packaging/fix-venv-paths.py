@@ -4,10 +4,10 @@
     fix-venv-paths.py STAGED_VENV FINAL_VENV
 
 pip writes the staging path into the console scripts' `#!` lines and venv into pyvenv.cfg;
-the package must carry the final one. The scripts' RECORD entries get the new hashes and files the build deleted
-(direct_url.json, which names the build directory) leave RECORD, so RECORD describes the files
-as shipped and names no build path: two builds give the same bytes. (dh-virtualenv does the
-same rewrite.)
+the package must carry the final one. The scripts' RECORD entries get the new hashes, and
+files the build deleted (direct_url.json, which names the build directory) leave RECORD:
+RECORD describes the files as shipped and names no build path, so two builds give the same
+bytes. (dh-virtualenv does the same rewrite.)
 """
 
 from __future__ import annotations
