@@ -200,6 +200,7 @@ def test_install_upgrade_rollback_remove_purge(tmp_path: Path) -> None:
         timed_apt("purge", "erozgar-agent")
         assert dpkg_state("erozgar-agent") == ""
         assert not ETC.exists() and not STATE.exists()
+        assert not Path("/var/cache/erozgar-agent").exists()
         assert not ENABLED.is_symlink()
         assert not Path("/etc/systemd/system/erozgar-agent.service").is_symlink()  # no mask left
         assert erozgar_account() == (True, True)
