@@ -40,14 +40,15 @@ rm -rf "$work" && mkdir -p "$work"
 
 # 1. The dependencies' venv, once per Python and pins. Binary wheels only: nothing is compiled.
 cache=${EROZGAR_DEB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/erozgar-deb}
-key=$(printf '%s\n' "$pyver" "$arch" "${deps[@]}" | sha256sum | cut -c1-16)
+constraints=$root/packaging/constraints.txt
+key=$(printf '%s\n' "$pyver" "$arch" "${deps[@]}" | cat - "$constraints" | sha256sum | cut -c1-16)
 base=$cache/venv-$key
 if [[ ! -x $base/bin/python ]]; then
   echo "build-deb: building the dependencies' venv in $base" >&2
   rm -rf "$base.tmp" && mkdir -p "$cache"
   "$python" -m venv "$base.tmp"
   "$base.tmp/bin/python" -m pip install -q --disable-pip-version-check --no-compile \
-    --only-binary=:all: "${deps[@]}"
+    --only-binary=:all: -c "$constraints" "${deps[@]}"
   mv "$base.tmp" "$base"
 fi
 
