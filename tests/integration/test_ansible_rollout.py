@@ -27,6 +27,8 @@ ANSIBLE = ROOT / "deploy" / "ansible"
 VENV = Path(os.environ.get("EROZGAR_ANSIBLE_VENV", "/opt/erozgar-ansible-venv"))
 ETC = Path("/etc/erozgar-agent")
 SECRET = "c0mmunity-not-for-logs"
+PASSWORD = "remote-write-not-for-logs"
+WRITE_URL = "https://metrics.example.pk/insert/0/prometheus/api/v1/write"
 
 
 def tool(name: str) -> str:
@@ -73,6 +75,7 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 
 
 def centre(version: str, port: int, devices: list[dict] | None = None) -> dict:
+    """A centre's host vars: this agent version and its shipper, `devices` over SNMP."""
     config: dict = {"listen": f"127.0.0.1:{port}"}
     if devices:
         config["snmp"] = devices
@@ -80,6 +83,9 @@ def centre(version: str, port: int, devices: list[dict] | None = None) -> dict:
         "erozgar_agent_version": version,
         "erozgar_agent_config": config,
         "erozgar_agent_secrets": {"SNMP_COMMUNITY": SECRET},
+        "erozgar_agent_shipper": True,
+        "erozgar_agent_remote_write_url": WRITE_URL,
+        "erozgar_agent_remote_write_password": PASSWORD,
     }
 
 
@@ -88,6 +94,14 @@ def version() -> str:
         ["/usr/bin/erozgar-agent", "--version"], capture_output=True, text=True, env=package_env()
     )
     return done.stdout.strip()
+
+
+def shipper_version() -> str:
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "erozgar-agent-shipper"], capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return done.stdout
 
 
 def test_ansible_lint_is_clean() -> None:
@@ -133,6 +147,15 @@ def test_rollout_upgrade_failing_wave_and_rollback(tmp_path: Path) -> None:
         assert f"SNMP_COMMUNITY={SECRET}\n" in secrets.read_text()
         assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
         assert SECRET not in done.stdout + done.stderr
+        # The shipper at the same version, with the centre's settings from the inventory.
+        assert shipper_version() == built.new
+        vmagent_env = (ETC / "vmagent.env").read_text()
+        assert "EROZGAR_SITE=PKG-GOOD\nEROZGAR_REGION=lab\n" in vmagent_env
+        assert f"EROZGAR_REMOTE_WRITE_URL={WRITE_URL}\n" in vmagent_env
+        password = ETC / "remote-write-password"
+        assert password.read_text() == PASSWORD + "\n"
+        assert stat.S_IMODE(password.stat().st_mode) == 0o600
+        assert PASSWORD not in done.stdout + done.stderr
 
         # A wave whose centre fails its check stops the rollout: the next wave never starts.
         dead_router = {"name": "core-router", "address": f"127.0.0.1:{free_tcp_port()}",
@@ -152,4 +175,5 @@ def test_rollout_upgrade_failing_wave_and_rollback(tmp_path: Path) -> None:
         done, rollback_s = playbook(tmp_path, {"PKG-GOOD": centre(built.old, port)})
         assert done.returncode == 0, done.stdout[-4000:]
         assert version() == f"erozgar-agent {built.old}"
+        assert shipper_version() == built.old
         print(f"\nplaybook N -> N+1 {upgrade_s:.1f} s, rollback {rollback_s:.1f} s")
