@@ -176,4 +176,7 @@ def test_rollout_upgrade_failing_wave_and_rollback(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout[-4000:]
         assert version() == f"erozgar-agent {built.old}"
         assert shipper_version() == built.old
+        # Run again as is: nothing to change, so a re-run over the fleet restarts no agent.
+        done, _ = playbook(tmp_path, {"PKG-GOOD": centre(built.old, port)})
+        assert done.returncode == 0 and recap(done.stdout)["PKG-GOOD"]["changed"] == 0, done.stdout
         print(f"\nplaybook N -> N+1 {upgrade_s:.1f} s, rollback {rollback_s:.1f} s")
