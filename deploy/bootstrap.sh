@@ -21,8 +21,9 @@ if [[ $mode == test ]]; then
   packages+=(faketime)  # clock-jump fault test: libfaketime
   # deploy/ tests: vmagent, VictoriaMetrics, vmalert, Alertmanager/amtool, systemd-analyze
   packages+=(victoria-metrics prometheus-alertmanager systemd)
-  # packaging/build-deb.sh and its tests: git ls-files, objdump (glibc needed), lintian
-  packages+=(git binutils lintian)
+  # packaging/build-deb.sh and its tests: git ls-files, objdump (glibc needed), lintian;
+  # deploy/ansible's tests: python3-apt (the apt modules), dpkg-scanpackages (a test repository)
+  packages+=(git binutils lintian python3-apt dpkg-dev)
   extras="[test]"
 fi
 

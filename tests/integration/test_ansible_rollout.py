@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from .conftest import missing
+from .conftest import missing, require
 from .debian_machine import ROOT, apt, debs, machine, package_env
 from .deploy_stack import free_tcp_port
 
@@ -180,3 +182,41 @@ def test_rollout_upgrade_failing_wave_and_rollback(tmp_path: Path) -> None:
         done, _ = playbook(tmp_path, {"PKG-GOOD": centre(built.old, port)})
         assert done.returncode == 0 and recap(done.stdout)["PKG-GOOD"]["changed"] == 0, done.stdout
         print(f"\nplaybook N -> N+1 {upgrade_s:.1f} s, rollback {rollback_s:.1f} s")
+
+
+def test_rollout_from_an_apt_repository(tmp_path: Path) -> None:
+    """The other source: an apt repository (here a flat one on disk), newest or pinned."""
+    built = debs()
+    # apt fetches as its user _apt, which cannot enter pytest's private tmp_path.
+    repo = Path(tempfile.mkdtemp(prefix="erozgar-apt-repo-"))
+    repo.chmod(0o755)
+    for release in (built.old, built.new):
+        shutil.copy(built.agent(release), repo)
+    scan = subprocess.run(
+        [require("dpkg-scanpackages"), "--multiversion", "."], cwd=repo, capture_output=True,
+        check=True,
+    )  # fmt: skip
+    (repo / "Packages").write_bytes(scan.stdout)
+    source = Path("/etc/apt/sources.list.d/erozgar-agent.list")
+    assert not source.exists(), f"{source} exists on this machine"
+    port = free_tcp_port()
+
+    def from_repo(release: str) -> dict:
+        return centre(release, port) | {
+            "erozgar_agent_deb_dir": "",
+            "erozgar_agent_apt_repo": f"deb [trusted=yes] file:{repo} ./",
+            "erozgar_agent_shipper": False,
+        }
+
+    with machine(tmp_path):
+        try:
+            done, _ = playbook(tmp_path, {"PKG-REPO": from_repo("")})
+            assert done.returncode == 0, done.stdout[-4000:]
+            assert version() == f"erozgar-agent {built.new}"  # the newest
+            done, _ = playbook(tmp_path, {"PKG-REPO": from_repo(built.old)})
+            assert done.returncode == 0, done.stdout[-4000:]
+            assert version() == f"erozgar-agent {built.old}"  # pinned: rolled back
+        finally:
+            source.unlink(missing_ok=True)
+            apt("update")  # forgets the repository's lists
+            shutil.rmtree(repo)
