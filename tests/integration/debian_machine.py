@@ -41,7 +41,7 @@ class Debs:
     old: str  # N: pyproject.toml's version
     new: str  # N+1: its last number plus one
     directory: Path
-    build_seconds: float  # both versions, the dependencies' venv already cached
+    build_seconds: float  # both versions (and the dependencies' venv when not cached yet)
 
     def agent(self, version: str) -> Path:
         return self.directory / f"erozgar-agent_{version}_{arch()}.deb"
@@ -84,7 +84,6 @@ def debs() -> Debs:
     new = ".".join([*parts[:-1], str(int(parts[-1]) + 1)])
     directory = Path(tempfile.mkdtemp(prefix="erozgar-debs-"))
     atexit.register(shutil.rmtree, directory, True)
-    build(old, directory)  # fills the venv cache when empty: not part of the timing
     started = time.monotonic()
     build(old, directory)
     build(new, directory)
