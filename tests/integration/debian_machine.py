@@ -3,8 +3,9 @@
 The package tests install erozgar-agent on the machine itself (CI runs them as root on a
 Debian 12 box). `machine()` serialises them (one lock for every test process here), refuses
 when the package is installed already, and gives back what it found: the `erozgar` user and
-group, net.ipv4.ping_group_range, /etc/erozgar-agent and /var/lib/erozgar-agent (a developer's
-agent may keep state there). /opt/erozgar-venv, the test venv, is never touched.
+group, net.ipv4.ping_group_range, /etc/erozgar-agent, /var/lib/erozgar-agent (a developer's
+agent may keep state there) and /var/cache/erozgar-agent. /opt/erozgar-venv, the test venv,
+is never touched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +34,9 @@ from .deploy_stack import DEPLOY
 ROOT = DEPLOY.parent
 BUILD = ROOT / "packaging" / "build-deb.sh"
 PING_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
-KEPT_DIRS = (Path("/etc/erozgar-agent"), Path("/var/lib/erozgar-agent"))
+KEPT_DIRS = tuple(
+    Path(p) for p in ("/etc/erozgar-agent", "/var/lib/erozgar-agent", "/var/cache/erozgar-agent")
+)
 PACKAGES = ("erozgar-agent-shipper", "erozgar-agent")
 
 
@@ -76,10 +80,7 @@ def debs() -> Debs:
     """N and N+1, built once per test session (the first build of the venv takes a minute)."""
     for tool in ("dpkg-deb", "apt-get", "git", "objdump"):
         require(tool)
-    old = subprocess.run(
-        ["/usr/bin/python3", "-c", "import tomllib; print(tomllib.load(open('pyproject.toml', "
-         "'rb'))['project']['version'])"], cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    old = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     parts = old.split(".")
     new = ".".join([*parts[:-1], str(int(parts[-1]) + 1)])
     directory = Path(tempfile.mkdtemp(prefix="erozgar-debs-"))
