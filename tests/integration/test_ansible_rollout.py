@@ -170,7 +170,7 @@ def test_rollout_upgrade_failing_wave_and_rollback(tmp_path: Path) -> None:
         assert done.returncode != 0
         assert recap(done.stdout)["PKG-BAD"]["failed"] == 1
         assert "PKG-GOOD" not in recap(done.stdout), done.stdout[-3000:]
-        assert "FAIL: 1 of 2 failed: core-router" in done.stdout
+        assert re.search(r"FAIL: .*failed: core-router", done.stdout), done.stdout[-3000:]
         assert SECRET not in done.stdout + done.stderr
 
         # The way back: the same playbook, the previous version pinned.
