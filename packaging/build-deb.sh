@@ -45,11 +45,12 @@ key=$(printf '%s\n' "$pyver" "$arch" "${deps[@]}" | cat - "$constraints" | sha25
 base=$cache/venv-$key
 if [[ ! -x $base/bin/python ]]; then
   echo "build-deb: building the dependencies' venv in $base" >&2
-  rm -rf "$base.tmp" && mkdir -p "$cache"
-  "$python" -m venv "$base.tmp"
-  "$base.tmp/bin/python" -m pip install -q --disable-pip-version-check --no-compile \
+  mkdir -p "$cache"
+  fresh=$(mktemp -d "$base.XXXXXX")  # two builds at once each make their own, one is kept
+  "$python" -m venv "$fresh"
+  "$fresh/bin/python" -m pip install -q --disable-pip-version-check --no-compile \
     --only-binary=:all: -c "$constraints" "${deps[@]}"
-  mv "$base.tmp" "$base"
+  mv -T "$fresh" "$base" 2>/dev/null || rm -rf "$fresh"
 fi
 
 # 2. This project's wheel, from the tracked files (as they are in the work tree), at $version.
