@@ -1,4 +1,4 @@
-"""Command line: run, check, validate, demo. Exit codes are a contract for users and tests:
+"""Command line: run, check, speedtest, validate, demo. Exit codes are a contract (users, tests):
 0 ok, 1 a check failed (or the daemon could not start), 2 the config is invalid."""
 
 from __future__ import annotations
@@ -94,6 +94,42 @@ def _cmd_check(args: argparse.Namespace) -> int:
     progress.close()
     print(render_json(verdicts) if args.json else render_table(verdicts))
     return EXIT_FAILED if any(v.status == "FAIL" for v in verdicts) else EXIT_OK
+
+
+def _cmd_speedtest(args: argparse.Namespace) -> int:
+    from .checks.capacity import contract_bps, describe, run_test
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    links = [link for link in config.links if link.capacity_test is not None]
+    if args.link is not None:
+        links = [link for link in links if link.name == args.link]
+    if not links:
+        tested = ", ".join(link.name for link in config.links if link.capacity_test) or "none"
+        which = f"link {args.link!r}" if args.link else "no link"
+        print(
+            f"{args.config}: {which} has a capacity_test: block (links with one: {tested})",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    failed = False
+    for link in links:
+        test = link.capacity_test
+        assert test is not None
+
+        def progress(phase: str, name: str = link.name) -> None:
+            print(f"link {name}: {phase} ...", file=sys.stderr, flush=True)
+
+        result = asyncio.run(
+            run_test(
+                link, contract_bps(config, link), byte_cap=test.max_bytes_per_day,
+                progress=progress,
+            )
+        )  # fmt: skip
+        print(describe(result, test.contract_share), flush=True)
+        failed = failed or result.verdict(test.contract_share) != "pass"
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _cmd_discover(args: argparse.Namespace) -> int:
@@ -212,6 +248,13 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--config", required=True)
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=_cmd_check)
+
+    speedtest = sub.add_parser(
+        "speedtest", help="run the links' capacity tests now and judge them against the contract"
+    )
+    speedtest.add_argument("--config", required=True)
+    speedtest.add_argument("--link", help="only this link (default: every link with a test)")
+    speedtest.set_defaults(func=_cmd_speedtest)
 
     discover = sub.add_parser(
         "discover", help="find SNMP and Modbus TCP devices on a subnet; print a config snippet"

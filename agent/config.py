@@ -34,6 +34,7 @@ from .secrets import read_credential
 
 if TYPE_CHECKING:
     from collectors.modbus.transport import Link
+    from collectors.probe import Binding
 
 # ${NAME}: environment variable; ${cred:NAME}: systemd credential (agent/secrets.py).
 _ENV_REF = re.compile(r"\$\{(?:cred:([A-Za-z0-9_][A-Za-z0-9_.-]*)|([A-Za-z_][A-Za-z0-9_]*))\}")
@@ -71,24 +72,17 @@ def split_host_port(value: str, default_port: int) -> tuple[str, int]:
     return check_address(host), port
 
 
-def check_address(host: str, *, ipv4_only: bool = False) -> str:
+def check_address(host: str) -> str:
     """`host` if it is an IP address or a name DNS could hold; else ValueError saying why.
 
-    Every address in the config goes through here. No lookup: `validate` must work offline and
+    Every address that may be a name goes through here (those that must be an address, such
+    as probe targets and resolvers, through check_ip). No lookup: `validate` must work offline and
     a name the box cannot resolve yet (a centre's local DNS) is not wrong. A name is labels of
     letters, digits and inner hyphens (RFC 1123); one whose last label is a number is refused,
     because resolvers read `10.0.0` as 10.0.0.0 and `999.1.1.1` is a mistyped address, not a
     name (RFC 3696 section 2).
     """
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    if ipv4_only:
-        if not isinstance(ip, ipaddress.IPv4Address):
-            raise ValueError(f"'{host}' is not an IPv4 address")
-        return host
-    if ip is not None:
+    if _is_ip(host):
         return host
     labels = host.removesuffix(".").split(".")
     if len(host) <= 253 and all(_LABEL.match(label) for label in labels):
@@ -423,33 +417,226 @@ class LinkTarget(_Strict):
 
     @field_validator("address")
     @classmethod
-    def _ipv4(cls, value: str) -> str:
-        return check_address(value, ipv4_only=True)  # probes compare replies with it
+    def _ip(cls, value: str) -> str:
+        return check_ip(value)  # probes compare replies with it
+
+
+def check_ip(value: str, version: int | None = None) -> str:
+    """An IPv4 or IPv6 address (of `version` if given), in its compressed form; no names:
+    a probe must not depend on the DNS it may be measuring."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        ip = None
+    if version is not None and (ip is None or ip.version != version):
+        raise ValueError(f"'{value}' is not an IPv{version} address")
+    if ip is None:
+        raise ValueError(f"'{value}' is not an IP address (IPv4 or IPv6)")
+    return str(ip)
+
+
+class DnsResolverSettings(_Strict):
+    """A resolver a link's DNS probe asks: the ISP's, a public one. `address`: an IP, with
+    ':port' ('[v6]:port' for IPv6) when it is not 53."""
+
+    name: DeviceName
+    address: str
+
+    @field_validator("address")
+    @classmethod
+    def _ip_port(cls, value: str) -> str:
+        host, _ = split_host_port(value, 53)
+        check_ip(host)
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = split_host_port(self.address, 53)
+        return str(ipaddress.ip_address(host)), port
+
+
+class DnsProbeSettings(_Strict):
+    """Resolve `query` through each resolver every run: time to answer, rcode, records."""
+
+    query: str
+    types: Annotated[list[Literal["A", "AAAA"]], Field(min_length=1)] = ["A"]
+    timeout: Annotated[float, Field(gt=0, le=10)] = 2
+    resolvers: Annotated[list[DnsResolverSettings], Field(min_length=1)]
+
+    @field_validator("query")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        host = check_address(value)
+        if _is_ip(host):
+            raise ValueError(f"'{value}' is an address; the probe resolves a name")
+        return host
+
+    @field_validator("resolvers")
+    @classmethod
+    def _unique(cls, value: list[DnsResolverSettings]) -> list[DnsResolverSettings]:
+        names = [r.name for r in value]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"resolver name {dup[0]!r} is used twice")
+        return value
+
+
+class HttpProbeSettings(_Strict):
+    """GET `url` every run: phases to the first byte and the end, status, certificate expiry."""
+
+    name: DeviceName
+    url: str
+    timeout: Annotated[float, Field(gt=0, le=30)] = 5
+    max_bytes: Annotated[int, Field(ge=1, le=64 << 20)] = 1 << 20  # read at most this much
+    ca_file: str | None = None  # https: trust this CA (PEM) instead of the system's
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            if parts.port == 0:  # reading the port refuses a malformed one too
+                raise ValueError("port 0")
+        except ValueError as exc:
+            raise ValueError(f"'{value}' is not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"'{value}' is not an http:// or https:// URL with a host")
+        if not value.isascii() or any(c.isspace() for c in value):
+            raise ValueError(f"'{value}' has spaces or non-ASCII characters; percent-encode them")
+        if parts.username or parts.password:
+            raise ValueError(f"'{value}' holds credentials; the probe sends none")
+        check_address(parts.hostname)
+        return value
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class CapacityTestSettings(_Strict):
+    """A WAN link's scheduled capacity test (agent/checks/capacity.py): iperf3 against a
+    PSEB-run server, else an HTTP download and upload; within `window` (the box's local time),
+    at most `runs_per_day` runs and `max_bytes_per_day` bytes, never while the port is busy or
+    the centre is on battery."""
+
+    iperf3: str | None = None  # host[:port] of an iperf3 server; default port 5201
+    download_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+")] | None = None
+    upload_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+")] | None = None
+    window: str = "02:00-05:00"  # local time HH:MM-HH:MM; may cross midnight
+    runs_per_day: Annotated[int, Field(ge=1, le=24)] = 1
+    duration: Annotated[float, Field(ge=2, le=30)] = 10  # seconds per direction
+    max_bytes_per_day: Annotated[int, Field(gt=0)] = 2_000_000_000
+    # Skip while the port carried more than this share of its contract in the last
+    # busy_minutes (the bandwidth check's rates of the link's device/interface).
+    busy_threshold: Annotated[float, Field(gt=0, le=1)] = 0.3
+    busy_minutes: Annotated[float, Field(gt=0, le=60)] = 5
+    # Delivered below this share of the contract is a failed verdict.
+    contract_share: Annotated[float, Field(gt=0, le=1)] = 0.8
+    # The contract, for a link whose router port does not state it (InterfaceSettings's names).
+    capacity_down_mbps: Annotated[float, Field(gt=0)] | None = None
+    capacity_up_mbps: Annotated[float, Field(gt=0)] | None = None
+    # iperf3 authentication (server with --authorized-users-path): the password goes to the
+    # client in its environment (IPERF3_PASSWORD), never on its command line.
+    username: Annotated[str, Field(min_length=1, pattern=r"^\S+$")] | None = None
+    password: SecretStr | None = None
+    rsa_public_key_path: str | None = None
+
+    @field_validator("iperf3")
+    @classmethod
+    def _iperf3_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value, 5201)
+        return value
+
+    @field_validator("download_url", "upload_url")
+    @classmethod
+    def _url_host(cls, value: str | None) -> str | None:
+        if value is not None and "@" in urlsplit(value).netloc:
+            raise ValueError("no user:password@ here: the speed-test server takes no login")
+        return Config._url_host(value)
+
+    @field_validator("window")
+    @classmethod
+    def _window_parses(cls, value: str) -> str:
+        match = _WINDOW.match(value)
+        if match is None or match.groups()[:2] == match.groups()[2:]:
+            raise ValueError(f"{value!r}: give local times HH:MM-HH:MM, e.g. 02:00-05:00")
+        return value
+
+    @property
+    def window_minutes(self) -> tuple[int, int]:
+        """(start, length) in minutes after local midnight."""
+        match = _WINDOW.match(self.window)
+        assert match is not None  # validated above
+        h1, m1, h2, m2 = (int(part) for part in match.groups())
+        start = h1 * 60 + m1
+        return start, (h2 * 60 + m2 - start) % 1440
+
+    @property
+    def iperf3_host_port(self) -> tuple[str, int] | None:
+        return None if self.iperf3 is None else split_host_port(self.iperf3, 5201)
+
+    @model_validator(mode="after")
+    def _fits(self) -> CapacityTestSettings:
+        if self.iperf3 is None and self.download_url is None and self.upload_url is None:
+            raise ValueError("give iperf3: (host[:port]) and/or download_url:/upload_url:")
+        if (self.username is None) != (self.password is None):
+            missing = "password" if self.password is None else "username"
+            raise ValueError(f"{missing}: give username and password together, or neither")
+        if self.username is not None and self.rsa_public_key_path is None:
+            raise ValueError("rsa_public_key_path: iperf3 authentication needs the server's key")
+        return self
 
 
 class LinkSettings(_Strict):
     """One WAN link (ISP uplink) and the targets its probes measure it by."""
 
     name: DeviceName
+    # The ISP that sells this line: reports and central rules group links by it.
+    isp: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     device: str | None = None  # the snmp device and port that carry the link
     interface: str | None = None
     source_address: str | None = None
+    source_address6: str | None = None  # where the link has IPv6: its address on this box
     bind_interface: Annotated[str, Field(min_length=1, max_length=15)] | None = None  # IFNAMSIZ
     interval: Seconds = 30
     count: Annotated[int, Field(ge=1, le=100)] = 5
     spacing: Annotated[float, Field(ge=0.01, le=10)] = 0.5
     timeout: Annotated[float, Field(gt=0, le=10)] = 1
     targets: Annotated[list[LinkTarget], Field(min_length=1)]
+    dns: DnsProbeSettings | None = None
+    http: list[HttpProbeSettings] = []
+    capacity_test: CapacityTestSettings | None = None
 
     @field_validator("source_address")
     @classmethod
     def _source_ipv4(cls, value: str | None) -> str | None:
-        return None if value is None else LinkTarget._ipv4(value)
+        return None if value is None else check_ip(value, 4)
+
+    @field_validator("source_address6")
+    @classmethod
+    def _source_ipv6(cls, value: str | None) -> str | None:
+        return None if value is None else check_ip(value, 6)
+
+    @property
+    def binding(self) -> Binding:
+        from collectors.probe import Binding
+
+        return Binding(self.source_address, self.source_address6, self.bind_interface)
 
     @property
     def run_seconds(self) -> float:
-        """Longest a probe run can take: the last packet leaves, then its timeout runs out."""
-        return (self.count - 1) * self.spacing + self.timeout
+        """Longest a probe run can take: the last packet leaves, then its timeout runs out;
+        the DNS and HTTP probes run alongside."""
+        icmp = (self.count - 1) * self.spacing + self.timeout
+        return max([icmp, self.dns.timeout if self.dns else 0, *(h.timeout for h in self.http)])
 
     @model_validator(mode="after")
     def _fits(self) -> LinkSettings:
@@ -457,15 +644,48 @@ class LinkSettings(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"targets: target name {dup[0]!r} is used twice")
+        names = [h.name for h in self.http]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"http: target name {dup[0]!r} is used twice")
         if self.interface is not None and self.device is None:
             raise ValueError("interface: needs device: (the snmp device that has this port)")
-        if self.run_seconds > self.interval * 0.9:
+        self._families_have_sources()
+        icmp = (self.count - 1) * self.spacing + self.timeout
+        if icmp > self.interval * 0.9:
             raise ValueError(
-                f"count: a probe run takes up to {self.run_seconds:g} s ((count - 1) x spacing "
-                f"+ timeout), too long for interval {self.interval:g} s; lower count, spacing "
-                "or timeout, or raise interval"
+                f"count: a probe run takes up to {icmp:g} s ((count - 1) x spacing + timeout), "
+                f"too long for interval {self.interval:g} s; lower count, spacing or timeout, "
+                "or raise interval"
             )
+        slow = [("dns: the", self.dns.timeout)] if self.dns else []
+        slow += [(f"http: {h.name}'s", h.timeout) for h in self.http]
+        for whose, seconds in slow:
+            if seconds > self.interval * 0.9:
+                raise ValueError(
+                    f"{whose} timeout {seconds:g} s does not fit in 0.9 x interval "
+                    f"{self.interval:g} s; lower it or raise interval"
+                )
         return self
+
+    def _families_have_sources(self) -> None:
+        """A link bound to an IPv4 source address cannot reach an IPv6 peer without its IPv6
+        source: say so at load rather than as a bind error every run."""
+        peers = [("targets", t.address) for t in self.targets]
+        peers += [("dns", r.host_port[0]) for r in (self.dns.resolvers if self.dns else [])]
+        hosts = [urlsplit(h.url).hostname or "" for h in self.http]
+        peers += [("http", host) for host in hosts if _is_ip(host)]
+        for key, address in peers:
+            if ":" in address and self.source_address and not self.source_address6:
+                raise ValueError(
+                    f"{key}: {address} is IPv6 but the link has only an IPv4 source_address; "
+                    "add source_address6 (this uplink's IPv6 address)"
+                )
+            if ":" not in address and self.source_address6 and not self.source_address:
+                raise ValueError(
+                    f"{key}: {address} is IPv4 but the link has only source_address6; "
+                    "add source_address"
+                )
 
 
 class Config(_Strict):
@@ -579,7 +799,22 @@ class Config(_Strict):
                     f"links[{i}].interface: {link.device} lists no port {link.interface!r} "
                     f"under interfaces: (listed: {', '.join(ports)})"
                 )
+            test = link.capacity_test
+            port = self.link_port(link)
+            for key in ("capacity_down_mbps", "capacity_up_mbps"):
+                if test is not None and getattr(test, key) and port and getattr(port, key):
+                    raise ValueError(
+                        f"links[{i}].capacity_test.{key}: {link.device} port {port.name} "
+                        "states the contract already; give it in one place"
+                    )
         return self
+
+    def link_port(self, link: LinkSettings) -> InterfaceSettings | None:
+        """The settings of the router port that carries `link`, if the config lists it."""
+        for device in self.snmp:
+            if device.name == link.device:
+                return next((p for p in device.interfaces if p.name == link.interface), None)
+        return None
 
 
 def _lists_devices(annotation: object) -> bool:

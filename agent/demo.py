@@ -4,8 +4,12 @@ Two SNMP devices (a MikroTik-like core router with a WAN link whose traffic foll
 changes over the minute, and an old access switch with 32-bit counters only), an APC Smart-UPS
 on Modbus/TCP, a standby generator behind a DSE controller and a Deye hybrid inverter on the
 same grid: the grid goes for a while every few minutes, as in load-shedding, the UPS carries the
-centre until the generator takes the load, and the inverter's load moves to its battery.
-Everything speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
+centre until the generator takes the load, and the inverter's load moves to its battery. The
+WAN link is probed as a site's would be: a TCP target, a DNS resolver (a small in-process one
+standing for the ISP's) asked for A and AAAA, and a web page whose first byte takes 120 ms; its
+capacity is tested once an hour against an iperf3 server the demo starts (the HTTP speed-test
+endpoint where iperf3 is not installed). Everything speaks the real protocols on 127.0.0.1; the
+agent is the same code as `run`.
 
 The simulators are imported inside the functions that build the centre, so that importing the
 product never loads them (tests/unit/test_import_boundaries.py).
@@ -14,8 +18,12 @@ product never loads them (tests/unit/test_import_boundaries.py).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import shutil
 import signal
+import socket
+import subprocess
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -61,10 +69,35 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
     return router, switch
 
 
+def _iperf3_server() -> tuple[subprocess.Popen[bytes] | None, int]:
+    """`iperf3 -s` on a free loopback port, or (None, 0) where iperf3 is not installed."""
+    binary = shutil.which("iperf3")
+    if binary is None:
+        return None, 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "-s", "-B", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return server, port
+
+
+def _all_day_from_now() -> str:
+    """A capacity-test window that opened 31 minutes ago and lasts all day: with 24 runs, the
+    first run's start (spread over the first half of its hour) has come, so it runs at once."""
+    start = datetime.datetime.now() - datetime.timedelta(minutes=31)
+    return f"{start:%H:%M}-{start - datetime.timedelta(minutes=1):%H:%M}"
+
+
 async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
+    from simulators.dns_server import SimulatedDns
     from simulators.genset import SimulatedGenset
     from simulators.inverter import SimulatedInverter
+    from simulators.speedtest import SpeedtestServer
     from simulators.ups import PeriodicOutages, SimulatedUps
+    from simulators.web import Page, SimulatedWeb
 
     router, switch = _centre()
     ups = SimulatedUps(profile_name="apc-smart-ups")
@@ -81,6 +114,24 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
     # a hybrid inverter on the same grid: a little PV, so the load moves grid <-> battery
     inverter = SimulatedInverter("deye-sunsynk-1p", pv_watts=300.0, grid_on=ups.mains_on)
     inverter_host, inverter_port = await inverter.start("127.0.0.1", 0)
+    # what the link's DNS and HTTP probes reach: a resolver and a web server on loopback
+    resolver = SimulatedDns({"www.pseb.test": ["127.0.0.1", "::1"]})
+    resolver_host, resolver_port = await resolver.start("127.0.0.1", 0)
+    web = SimulatedWeb({"/": Page(body=b"e-Rozgar " * 1000, delay=0.12)})
+    web_host, web_port = await web.start("127.0.0.1", 0)
+    speedtest = SpeedtestServer()
+    speed_host, speed_port = await speedtest.start("127.0.0.1", 0)
+    iperf3, iperf3_port = _iperf3_server()
+    capacity_test = {
+        "download_url": f"http://{speed_host}:{speed_port}/10MB.bin",
+        "upload_url": f"http://{speed_host}:{speed_port}/upload",
+        **({"iperf3": f"127.0.0.1:{iperf3_port}"} if iperf3 else {}),
+        "window": _all_day_from_now(),
+        "runs_per_day": 24,
+        "duration": 3,
+        "busy_threshold": 1,  # the simulated WAN port is always busy
+        "max_bytes_per_day": 10**12,  # loopback moves gigabytes a second
+    }
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
     config = parse_config(
         {
@@ -132,6 +183,27 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
                     "interval": 5,
                 },
             ],
+            "links": [
+                {
+                    "name": "ptcl-fibre",
+                    "isp": "PTCL",
+                    "device": "core-router",
+                    "interface": "ether1",
+                    "interval": 10,
+                    "count": 3,
+                    "spacing": 0.2,
+                    "targets": [{"name": "web", "address": web_host, "tcp_port": web_port}],
+                    "dns": {
+                        "query": "www.pseb.test",
+                        "types": ["A", "AAAA"],
+                        "resolvers": [
+                            {"name": "isp", "address": f"{resolver_host}:{resolver_port}"}
+                        ],
+                    },
+                    "http": [{"name": "pseb", "url": f"http://{web_host}:{web_port}/"}],
+                    "capacity_test": capacity_test,
+                },
+            ],
         },
         source="demo",
     )
@@ -139,9 +211,12 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
         f"Simulated centre DEMO-001 is up: core-router on udp {router_host}:{router_port}, "
         f"sw-floor1 on udp {switch_host}:{switch_port}, ups-rack (APC, Modbus/TCP) on "
         f"{ups_host}:{ups_port}, genset (DSE, Modbus/TCP) on {genset_host}:{genset_port}, "
-        f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}; the grid goes "
+        f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}, link ptcl-fibre "
+        f"probed by TCP, DNS (udp {resolver_host}:{resolver_port}) and HTTP "
+        f"(http://{web_host}:{web_port}/); the grid goes "
         f"for {outage_length:g} s every {outage_every:g} s, the generator takes the load "
-        f"{start_delay:g} s into each cut.\n"
+        f"{start_delay:g} s into each cut; the link ptcl-fibre is capacity-tested every hour "
+        f"({'iperf3' if iperf3 else 'HTTP'} on 127.0.0.1).\n"
         f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)",
         flush=True,
     )
@@ -158,5 +233,15 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
             ups.stop(),
             genset.stop(),
             inverter.stop(),
+            resolver.stop(),
+            web.stop(),
+            speedtest.stop(),
             return_exceptions=True,
         )
+        if iperf3 is not None:
+            iperf3.terminate()
+            try:
+                iperf3.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                iperf3.kill()
+                iperf3.wait()

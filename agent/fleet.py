@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from collectors.host import read_host
 from collectors.modbus.transport import GatewayPool
 
+from .checks.capacity import TICK_SECONDS, CapacityTester, contract_bps
 from .checks.link_quality import LinkProber
 from .config import Config, DeviceSettings, HostSettings, LinkSettings
 from .kinds import configured, kind_of
@@ -73,6 +74,8 @@ class Fleet:
         self._factory = factory
         self._devices: dict[str, _Running] = {}
         self._links: dict[str, LinkSettings] = {}
+        # link -> what its capacity tester was built from (settings, contract, state_dir)
+        self._capacity: dict[str, tuple[LinkSettings, tuple[float | None, float | None], str]] = {}
         self._host: tuple[HostSettings, str] | None = None
 
     @property
@@ -106,6 +109,7 @@ class Fleet:
         for name in coming:
             self._start(wanted[name], config.state_dir)
         self._apply_links(config.links)
+        self._apply_capacity(config)
         self._apply_host(config.host, config.state_dir)
         self.state.site_id, self.state.site_name = config.site.id, config.site.name
         return Changes(
@@ -162,6 +166,30 @@ class Fleet:
                 seconds=link.interval,
                 id=f"probe:{name}",
                 next_run_time=_soon(link.interval),
+            )
+
+    def _apply_capacity(self, config: Config) -> None:
+        wanted = {
+            link.name: (link, contract_bps(config, link), config.state_dir)
+            for link in config.links
+            if link.capacity_test is not None
+        }
+        for name, built in list(self._capacity.items()):
+            if wanted.get(name) != built:
+                self.scheduler.remove_job(f"capacity:{name}")
+                self.state.capacity.pop(name, None)
+                del self._capacity[name]
+        for name, built in wanted.items():
+            if name in self._capacity:
+                continue
+            self._capacity[name] = built
+            # each run asks `due` first; a test ends well within 3 ticks (the stuck mark)
+            self.scheduler.add_job(
+                CapacityTester(built[0], config, self.state).run,
+                "interval",
+                seconds=TICK_SECONDS,
+                id=f"capacity:{name}",
+                next_run_time=_soon(TICK_SECONDS),
             )
 
     def _apply_host(self, host: HostSettings, state_dir: str) -> None:

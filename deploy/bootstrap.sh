@@ -11,12 +11,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${EROZGAR_VENV:-/opt/erozgar-venv}
 mode=${1:-agent}
 
-packages=(python3 python3-venv)
+packages=(python3 python3-venv iperf3)  # iperf3: the capacity tests' client
 extras=""
 if [[ $mode == test ]]; then
   packages+=(snmpd snmp prometheus socat mbpoll python3-gdbm chromium)
   packages+=(prometheus-snmp-exporter)  # benchmark 1 (bench/snmp_vs_exporter.py) in the smoke test
   packages+=(iproute2 nftables)  # link-probe tests: network namespaces, injected loss
+  packages+=(dnsmasq-base)  # DNS probe tests: a resolver on loopback (no system service)
+  packages+=(openssl)  # capacity tests: the iperf3 server's RSA key for authentication
   packages+=(nut-server nut-client)  # NUT tests: upsd with the dummy-ups driver
   packages+=(faketime)  # clock-jump fault test: libfaketime
   # deploy/ tests: vmagent, VictoriaMetrics, vmalert, Alertmanager/amtool, systemd-analyze

@@ -1,16 +1,19 @@
-"""Families for WAN links: probe loss, latency and jitter per target, and multi-WAN state."""
+"""Families for WAN links: probe loss, latency and jitter per target, DNS and HTTP probes, and
+multi-WAN state."""
 
 from __future__ import annotations
 
 from prometheus_client.core import HistogramMetricFamily
 
-from agent.checks.link_quality import RTT_BUCKETS, LinkStatus
+from agent.checks.link_quality import RTT_BUCKETS, DnsStatus, HttpStatus, LinkStatus
 from agent.kinds import KINDS
 from agent.state import AgentState
 
+from .capacity import capacity_families
 from .families import Families, Family
 
 _TARGET = ["link", "target"]
+_RESOLVER = ["link", "resolver", "type"]
 
 
 def link_families(state: AgentState) -> list[Family | HistogramMetricFamily]:
@@ -42,17 +45,19 @@ def link_families(state: AgentState) -> list[Family | HistogramMetricFamily]:
     families: list[Family | HistogramMetricFamily] = list(out)
     if histogram.samples:
         families.append(histogram)
-    return families
+    return [*families, *capacity_families(state)]
 
 
 def _link(out: Families, histogram: HistogramMetricFamily, link: LinkStatus) -> None:
     out.gauge(
         "link_up", "1 if any probe target of the link answered in the latest run.", ["link"]
     ).add_metric([link.name], float(link.up))
-    if link.device is not None:
-        out.info("link", "The router and port that carry a WAN link.", ["link"]).add_metric(
-            [link.name], {"device": link.device, "interface": link.interface or ""}
-        )
+    out.info(
+        "link", "The ISP, router and port of a WAN link (from config; empty if not set).", ["link"]
+    ).add_metric(
+        [link.name],
+        {"isp": link.isp or "", "device": link.device or "", "interface": link.interface or ""},
+    )
     out.gauge(
         "link_probe_last_run_timestamp_seconds",
         "Unix time the latest probe run of the link finished.",
@@ -101,3 +106,84 @@ def _link(out: Families, histogram: HistogramMetricFamily, link: LinkStatus) -> 
         if t.sent_total:
             bounds = [*(f"{b:g}" for b in RTT_BUCKETS), "+Inf"]
             histogram.add_metric(key, list(zip(bounds, t.buckets, strict=True)), t.rtt_sum)
+    for d in link.dns:
+        _dns(out, link.name, d)
+    for h in link.http:
+        _http(out, link.name, h)
+
+
+def _dns(out: Families, link: str, status: DnsStatus) -> None:
+    r = status.reading
+    key = [link, r.resolver, r.qtype]
+    out.info(
+        "link_dns_resolver", "Address of a resolver a link's DNS probe asks.", ["link", "resolver"]
+    ).add_metric([link, r.resolver], {"address": r.address})
+    out.gauge(
+        "link_dns_up", "1 if the resolver answered NOERROR in the latest run.", _RESOLVER
+    ).add_metric(key, float(r.ok))
+    out.counter("link_dns_queries", "DNS probe queries asked.", _RESOLVER).add_metric(
+        key, status.queries_total
+    )
+    out.counter(
+        "link_dns_failures",
+        "DNS probe queries without an answer, or answered with an rcode other than NOERROR.",
+        _RESOLVER,
+    ).add_metric(key, status.failures_total)
+    if r.seconds is not None and r.rcode is not None:
+        out.gauge(
+            "link_dns_duration_seconds",
+            "Time to the resolver's answer in the latest run (a TCP retry included).",
+            _RESOLVER,
+        ).add_metric(key, r.seconds)
+        out.gauge(
+            "link_dns_rcode",
+            "The rcode of the latest answer (0 NOERROR, 2 SERVFAIL, ...).",
+            _RESOLVER,
+        ).add_metric(key, r.rcode)
+        out.gauge(
+            "link_dns_answer_records",
+            "Records of the asked type in the latest answer.",
+            _RESOLVER,
+        ).add_metric(key, len(r.addresses))
+
+
+def _http(out: Families, link: str, status: HttpStatus) -> None:
+    r = status.reading
+    key = [link, r.target]
+    out.info("link_http_target", "URL an HTTP probe of a link GETs.", _TARGET).add_metric(
+        key, {"url": r.url}
+    )
+    out.gauge(
+        "link_http_up",
+        "1 if the URL answered with a status below 400 in the latest run.",
+        _TARGET,
+    ).add_metric(key, float(r.ok))
+    out.counter("link_http_requests", "HTTP probe requests made.", _TARGET).add_metric(
+        key, status.requests_total
+    )
+    out.counter(
+        "link_http_failures",
+        "HTTP probe requests without an answer, or answered with a status of 400 or more.",
+        _TARGET,
+    ).add_metric(key, status.failures_total)
+    if r.status is None:
+        return
+    out.gauge(
+        "link_http_status_code",
+        "HTTP status of the latest answer (a redirect is not followed).",
+        _TARGET,
+    ).add_metric(key, r.status)
+    phases = out.gauge(
+        "link_http_duration_seconds",
+        "Seconds of each phase of the latest request (resolve, connect, tls, processing, "
+        "transfer); the first byte came after all but transfer.",
+        [*_TARGET, "phase"],
+    )
+    for phase, seconds in r.phases:
+        phases.add_metric([*key, phase], seconds)
+    if r.tls_expiry is not None:
+        out.gauge(
+            "link_http_tls_expiry_timestamp_seconds",
+            "Unix time the server's TLS certificate expires.",
+            _TARGET,
+        ).add_metric(key, r.tls_expiry)

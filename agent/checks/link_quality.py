@@ -5,6 +5,11 @@ This check keeps what must outlive a run: cumulative packets sent and lost and t
 histogram per target, and the latest run's loss ratio, min/avg/max RTT and jitter. A link is
 up when any of its targets answered in the latest run: one public resolver dropping ping does
 not make the ISP "down", the gateway and every resolver going silent does.
+
+Alongside, the same run asks each configured resolver for the link's DNS name (collectors/dns.py)
+and GETs each configured URL (collectors/http_probe.py); this check counts queries, requests
+and failures. They do not make the link up or down: a resolver or a web server failing is
+not the line failing, and the outage ledger must not blame the ISP for it.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from collectors.dns import DnsReading, QType, Resolver, query
+from collectors.http_probe import HttpReading, HttpTarget, fetch_url
 from collectors.probe import ProbeReading, ProbeTarget, probe
 from collectors.readings import PollError
 
-from ..config import LinkSettings
+from ..config import DnsProbeSettings, HttpProbeSettings, LinkSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +73,42 @@ class TargetStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsStatus:
+    """One resolver and query type: the latest answer and the running totals."""
+
+    reading: DnsReading
+    queries_total: int
+    failures_total: int  # no answer, or an rcode other than NOERROR
+
+
+@dataclass(frozen=True, slots=True)
+class HttpStatus:
+    reading: HttpReading
+    requests_total: int
+    failures_total: int  # no answer, or a status of 400 or more
+
+
+@dataclass(frozen=True, slots=True)
 class LinkStatus:
     name: str
+    isp: str | None
     device: str | None
     interface: str | None
     up: bool
     targets: tuple[TargetStatus, ...]
     last_run: float  # unix time the latest run finished
     duration: float  # seconds the latest run took
+    dns: tuple[DnsStatus, ...] = ()
+    http: tuple[HttpStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRun:
+    """Everything one run of a link's probes saw."""
+
+    probes: dict[str, ProbeReading | PollError]
+    dns: tuple[DnsReading, ...] = ()
+    http: tuple[HttpReading, ...] = ()
 
 
 @dataclass
@@ -92,10 +127,11 @@ class LinkQualityCheck:
         self.link = link
         self._totals = {t.name: _Totals() for t in link.targets}
         self._up: bool | None = None
+        self._dns_up: bool | None = None
+        self._counts: dict[tuple[str, ...], tuple[int, int]] = {}  # (runs, failures) per key
 
-    def update(
-        self, results: dict[str, ProbeReading | PollError], finished: float, duration: float
-    ) -> LinkStatus:
+    def update(self, run: LinkRun, finished: float, duration: float) -> LinkStatus:
+        results = run.probes
         targets = tuple(
             self._target(t.name, t.address, t.tcp_port, results.get(t.name))
             for t in self.link.targets
@@ -108,9 +144,44 @@ class LinkQualityCheck:
                 silent = ", ".join(f"{t.name} {t.address}" for t in targets)
                 log.warning("link %s: down: no answer from %s", self.link.name, silent)
         self._up = up
+        dns = tuple(DnsStatus(r, *self._count(("dns", r.resolver, r.qtype), r.ok)) for r in run.dns)
+        http = tuple(HttpStatus(r, *self._count(("http", r.target), r.ok)) for r in run.http)
+        self._judge_dns(dns)
+        link = self.link
         return LinkStatus(
-            self.link.name, self.link.device, self.link.interface, up, targets, finished, duration
+            link.name,
+            link.isp,
+            link.device,
+            link.interface,
+            up,
+            targets,
+            finished,
+            duration,
+            dns,
+            http,
         )
+
+    def _count(self, key: tuple[str, ...], ok: bool) -> tuple[int, int]:
+        runs, failures = self._counts.get(key, (0, 0))
+        self._counts[key] = runs + 1, failures + (not ok)
+        return self._counts[key]
+
+    def _judge_dns(self, dns: tuple[DnsStatus, ...]) -> None:
+        """Log when no resolver of the link answers any more, and when one does again."""
+        if not dns:
+            return
+        up = any(s.reading.ok for s in dns)
+        if self._dns_up is not None and up != self._dns_up:
+            if up:
+                log.info("link %s: DNS resolves again", self.link.name)
+            else:
+                failing = ", ".join(
+                    f"{s.reading.resolver} {s.reading.address} {s.reading.qtype} "
+                    f"({s.reading.rcode_name or s.reading.note})"
+                    for s in dns
+                )
+                log.warning("link %s: DNS fails at every resolver: %s", self.link.name, failing)
+        self._dns_up = up
 
     def _target(
         self,
@@ -172,8 +243,7 @@ async def run_probes(link: LinkSettings) -> dict[str, ProbeReading | PollError]:
                     count=link.count,
                     spacing=link.spacing,
                     timeout=link.timeout,
-                    source_address=link.source_address,
-                    bind_interface=link.bind_interface,
+                    binding=link.binding,
                 ),
                 budget,
             )
@@ -189,6 +259,39 @@ async def run_probes(link: LinkSettings) -> dict[str, ProbeReading | PollError]:
     return {t.name: r for t, r in zip(targets, results, strict=True)}
 
 
+async def run_link(link: LinkSettings) -> LinkRun:
+    """One run of everything a link is probed by, all at once: echoes or connects, a DNS
+    query per resolver and type, a GET per URL. Each ends within its own timeout."""
+
+    async def ask(settings: DnsProbeSettings, resolver: Resolver, qtype: QType) -> DnsReading:
+        try:
+            return await query(
+                resolver, settings.query, qtype, timeout=settings.timeout, binding=link.binding
+            )
+        except PollError as exc:  # the link's source address or interface cannot be bound
+            return DnsReading(
+                resolver.name, resolver.address, qtype, None, None, (), "udp", str(exc)
+            )
+
+    async def get(settings: HttpProbeSettings) -> HttpReading:
+        target = HttpTarget(settings.name, settings.url, settings.max_bytes, settings.ca_file)
+        try:
+            return await fetch_url(target, timeout=settings.timeout, binding=link.binding)
+        except PollError as exc:
+            return HttpReading(target.name, target.url, "", None, (), 0, None, note=str(exc))
+
+    questions = []
+    if link.dns is not None:
+        resolvers = [Resolver(r.name, *r.host_port) for r in link.dns.resolvers]
+        questions = [ask(link.dns, r, qtype) for r in resolvers for qtype in link.dns.types]
+    probes, dns, http = await asyncio.gather(
+        run_probes(link),
+        asyncio.gather(*questions),
+        asyncio.gather(*(get(h) for h in link.http)),
+    )
+    return LinkRun(probes, tuple(dns), tuple(http))
+
+
 class LinkProber:
     """The daemon's job for one link: a probe run, judged, stored in `links[name]`."""
 
@@ -199,7 +302,7 @@ class LinkProber:
 
     async def run(self) -> None:
         started = time.monotonic()
-        results = await run_probes(self.link)
+        results = await run_link(self.link)
         self._links[self.link.name] = self.check.update(
             results, time.time(), time.monotonic() - started
         )
@@ -258,4 +361,74 @@ def assess(
             "the link loses packets or is slow: compare with the port's utilisation "
             "(saturation), and report it to the ISP if it persists",
         )
+    return "PASS", detail, ""
+
+
+# A resolver that takes half a second makes every page feel slow; a first byte after 2 s is
+# a web page that seems hung. A certificate within 14 days of expiry needs renewing now.
+WARN_DNS_SECONDS = 0.5
+WARN_FIRST_BYTE_SECONDS = 2.0
+WARN_CERT_DAYS = 14
+
+
+def assess_dns(
+    status: DnsStatus, others_answer: bool = False
+) -> tuple[Literal["PASS", "WARN", "FAIL"], str, str]:
+    """(PASS|WARN|FAIL, what was seen, hint) for one DNS question after one run.
+
+    `others_answer`: another resolver of the link resolved the same question, so names still
+    resolve through the link and this one failing is a WARN, not a FAIL."""
+    r = status.reading
+    via = " over TCP after a truncated answer" if r.transport == "tcp" else ""
+    failed = "WARN" if others_answer else "FAIL"
+    if r.rcode is None:
+        hint = (
+            f"resolver {r.resolver} {r.address} did not answer: check its address and that "
+            "this link reaches it (source_address, bind_interface, route)"
+        )
+        if others_answer:
+            hint += "; another resolver answers, so the ISP may block outside DNS"
+        return failed, f"no {r.qtype} answer{via}: {r.note}", hint
+    seconds = f"{(r.seconds or 0) * 1000:.1f} ms"
+    if not r.ok:
+        hint = (
+            "the resolver refuses to recurse for this box: is it the ISP's resolver for this line?"
+            if r.rcode_name == "REFUSED"
+            else "the resolver failed the name: try another name under dns.query, and report "
+            "it to the ISP if its resolver fails while the public one answers"
+        )
+        return failed, f"{r.qtype} answered {r.rcode_name} in {seconds}{via}", hint
+    records = ", ".join(r.addresses) or f"no {r.qtype} record"
+    detail = f"{r.qtype} {records} in {seconds}{via}"
+    if (r.seconds or 0) >= WARN_DNS_SECONDS:
+        return "WARN", detail, "the resolver is slow: every page waits for it; compare both"
+    return "PASS", detail, ""
+
+
+def assess_http(status: HttpStatus, now: float) -> tuple[Literal["PASS", "WARN", "FAIL"], str, str]:
+    """(PASS|WARN|FAIL, what was seen, hint) for one GET after one run."""
+    r = status.reading
+    if r.status is None:
+        return "FAIL", r.note, "check the URL, and that this link reaches it"
+    phases = "/".join(f"{seconds * 1000:.0f}" for _, seconds in r.phases)
+    names = "/".join(phase for phase, _ in r.phases)
+    detail = (
+        f"{r.status} from {r.address}, first byte {(r.first_byte or 0) * 1000:.0f} ms "
+        f"({names} {phases} ms), {r.body_bytes} bytes"
+    )
+    if r.tls_expiry is not None:
+        days = (r.tls_expiry - now) / 86400
+        detail += f", certificate expires in {days:.0f} days"
+    if not r.ok:
+        return "FAIL", detail, "the server answered with an error: check the URL"
+    if r.location:
+        return (
+            "WARN",
+            f"{detail}, redirects to {r.location} (not followed)",
+            ("configure the URL it redirects to, so the probe measures one server"),
+        )
+    if r.tls_expiry is not None and r.tls_expiry - now < WARN_CERT_DAYS * 86400:
+        return "WARN", detail, "the server's certificate expires soon"
+    if (r.first_byte or 0) >= WARN_FIRST_BYTE_SECONDS:
+        return "WARN", detail, "slow first byte: compare with the DNS and connect phases"
     return "PASS", detail, ""

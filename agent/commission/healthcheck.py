@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Any, TextIO
@@ -17,7 +18,8 @@ from typing import Any, TextIO
 from collectors.modbus.transport import GatewayPool
 from collectors.snmp.client import SnmpSessions
 
-from ..checks.link_quality import LinkQualityCheck, assess, run_probes
+from ..checks.capacity import endpoint_step
+from ..checks.link_quality import LinkQualityCheck, assess, assess_dns, assess_http, run_link
 from ..config import Config, LinkSettings
 from ..kinds import Pools, configured, kind_of
 from ..verdict import DeviceVerdict, Step
@@ -26,12 +28,27 @@ from .steps import TRAFFIC_SAMPLE_SECONDS
 
 
 async def check_link(link: LinkSettings) -> DeviceVerdict:
-    """One probe run of a WAN link: a step per target with loss, RTT and jitter seen."""
+    """One probe run of a WAN link: a step per target with loss, RTT and jitter seen, one per
+    DNS question and one per URL, and whether its capacity test's endpoint answers."""
     verdict = DeviceVerdict(link.name, "link")
-    status = LinkQualityCheck(link).update(await run_probes(link), 0.0, 0.0)
+    status = LinkQualityCheck(link).update(await run_link(link), 0.0, 0.0)
     for target, settings in zip(status.targets, link.targets, strict=True):
         result, detail, hint = assess(target, settings.tcp_port)
         verdict.checks.append(Step(f"{target.name} {target.address}", result, detail, hint))
+    for dns in status.dns:
+        others = any(
+            d is not dns and d.reading.ok and d.reading.qtype == dns.reading.qtype
+            for d in status.dns
+        )
+        result, detail, hint = assess_dns(dns, others)
+        name = f"dns {dns.reading.resolver} {dns.reading.address} {dns.reading.qtype}"
+        verdict.checks.append(Step(name, result, detail, hint))
+    now = time.time()
+    for http in status.http:
+        result, detail, hint = assess_http(http, now)
+        verdict.checks.append(Step(f"http {http.reading.target}", result, detail, hint))
+    if link.capacity_test is not None:
+        verdict.checks.append(Step("capacity endpoint", *await endpoint_step(link)))
     return verdict
 
 

@@ -31,14 +31,17 @@ HOST = "127.0.0.1"
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 INSTALL_HINTS = {
     "snmpd": "apt-get install -y snmpd",
+    "dnsmasq": "apt-get install -y dnsmasq-base",
+    "iperf3": "apt-get install -y iperf3 (deploy/bootstrap.sh)",
     "snmpsim-command-responder": "pip install snmpsim==1.2.2 snmpsim-data==1.0.1 "
     "(and apt-get install -y python3-gdbm)",
 }
 
 
 def require(binary: str) -> str:
-    """Path of `binary` (PATH or next to this Python); skip without it, or fail when CI=true."""
-    found = shutil.which(binary) or shutil.which(binary, path=str(Path(sys.executable).parent))
+    """Path of `binary`, next to this Python first (the erozgar-agent under test, not one a
+    Debian package put on PATH), else on PATH; skip without it, or fail when CI=true."""
+    found = shutil.which(binary, path=str(Path(sys.executable).parent)) or shutil.which(binary)
     if found is None:
         missing(f"{binary} not found: {INSTALL_HINTS.get(binary, 'install it')}")
     return found

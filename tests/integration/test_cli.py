@@ -155,7 +155,7 @@ def test_validate_names_each_address_that_is_neither_ip_nor_host_name(tmp_path):
         "IPv4 address is four numbers from 0 to 255 (e.g. 10.0.0.1), and a host name does not "
         "end in a number",
         f"{path}: nut[0].address: 'host name with spaces' is neither an IP address nor a host name",
-        f"{path}: links[0].targets[0].address: '-bad-.example' is not an IPv4 address",
+        f"{path}: links[0].targets[0].address: '-bad-.example' is not an IP address (IPv4 or IPv6)",
     ]
     good = yaml.safe_load(path.read_text())
     for section in ("snmp", "modbus", "nut"):

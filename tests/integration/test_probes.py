@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -28,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.config import parse_config
 from agent.kinds.snmp import snmp_poller
 from agent.state import AgentState, DeviceState, RouterStatus
-from collectors.probe import ProbeTarget, probe
+from collectors.probe import Binding, ProbeTarget, probe
 from collectors.readings import PollError
 from collectors.snmp.client import SnmpSessions
 from exporters.prometheus import build_registry
@@ -39,6 +40,7 @@ from .conftest import HOST, require
 pytestmark = pytest.mark.integration
 
 NEAR_ADDRESS, FAR_ADDRESS = "10.213.7.1", "10.213.7.2"
+NEAR_ADDRESS6, FAR_ADDRESS6 = "2001:db8:7::1", "2001:db8:7::2"
 INJECTED_LOSS = 0.30
 INJECTED_DELAY, INJECTED_SPREAD = 0.050, 0.020  # each reply 50 ms + uniform(0, 20 ms) late
 PACKETS = 100  # per run; the test makes two runs
@@ -169,19 +171,33 @@ def test_icmp_echo_to_loopback_all_answered():
     assert all(0 < rtt < 1 for rtt in reading.rtts if rtt is not None)
 
 
+def test_icmpv6_and_tcp_over_ipv6_to_loopback():
+    reading = asyncio.run(probe(ProbeTarget("lo6", "::1"), count=3, spacing=0.01))
+    assert (reading.method, reading.received, reading.note) == ("icmp", 3, "")
+    with socket.socket(socket.AF_INET6) as server:
+        server.bind(("::1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        tcp = asyncio.run(probe(ProbeTarget("web6", "::1", port), count=2, spacing=0.01))
+    assert (tcp.method, tcp.received) == ("tcp", 2)
+    bound = asyncio.run(probe(ProbeTarget("lo6", "::1"), count=1, binding=Binding("127.0.0.1")))
+    assert bound.received == 1  # an IPv4 source address is not used for an IPv6 target
+
+
 def test_icmp_bound_to_source_address_and_interface():
     reading = asyncio.run(
         probe(
             ProbeTarget("lo", "127.0.0.2"),
             count=3,
             spacing=0.01,
-            source_address="127.0.0.3",
-            bind_interface="lo",
+            binding=Binding("127.0.0.3", interface="lo"),
         )
     )
     assert reading.received == 3
     with pytest.raises(PollError) as caught:
-        asyncio.run(probe(ProbeTarget("lo", "127.0.0.1"), count=1, bind_interface="nosuch0"))
+        asyncio.run(
+            probe(ProbeTarget("lo", "127.0.0.1"), count=1, binding=Binding(interface="nosuch0"))
+        )
     assert caught.value.reason == "config"
     assert str(caught.value) == "cannot bind the probe to interface 'nosuch0': No such device"
 
@@ -342,6 +358,76 @@ def test_check_fails_with_hint_when_the_far_end_is_silent(namespaces: Namespaces
     )
     assert web["status"] == "PASS"  # the RST of the closed port 443 proves the path works
     assert web["detail"].startswith("3/3 answered (tcp)")
+
+
+def test_check_over_ipv6_in_namespace_probes_dns_and_http(namespaces: Namespaces, tmp_path: Path):
+    """The link has IPv6 only on its own interface: echoes, a DNS query (dnsmasq in "far") and
+    a GET leave from source_address6 through bind_interface, and `check` says what they saw."""
+    dnsmasq = require("dnsmasq")
+    near, far = namespaces
+    for name, dev, address in ((near, "wan0", NEAR_ADDRESS6), (far, "isp0", FAR_ADDRESS6)):
+        ip("-n", name, "addr", "add", f"{address}/64", "dev", dev, "nodad")
+    resolver = subprocess.Popen(
+        ["ip", "netns", "exec", far, dnsmasq, "--keep-in-foreground", "--no-resolv",
+         "--no-hosts", "--pid-file=", "--user=nobody", f"--listen-address={FAR_ADDRESS6}",
+         "--bind-interfaces", "--address=/pseb.test/2001:db8:7::80"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    web = subprocess.Popen(
+        ["ip", "netns", "exec", far, sys.executable, "-m", "http.server", "--bind", FAR_ADDRESS6,
+         "8080"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    config = tmp_path / "links.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "site": {"id": "T"},
+                "listen": "127.0.0.1:9877",
+                "links": [
+                    {
+                        "name": "isp",
+                        "source_address6": NEAR_ADDRESS6,
+                        "bind_interface": "wan0",
+                        "count": 2,
+                        "spacing": 0.05,
+                        "timeout": 0.5,
+                        "targets": [{"name": "gateway6", "address": FAR_ADDRESS6}],
+                        "dns": {
+                            "query": "pseb.test",
+                            "types": ["AAAA"],
+                            "resolvers": [{"name": "isp", "address": FAR_ADDRESS6}],
+                        },
+                        "http": [{"name": "web", "url": f"http://[{FAR_ADDRESS6}]:8080/"}],
+                    }
+                ],
+            }
+        )
+    )
+    agent = str(Path(sys.executable).parent / "erozgar-agent")
+    try:
+        for _ in range(50):  # both servers listening
+            listening = in_ns(far, "ss", "-Hln").stdout
+            if f"[{FAR_ADDRESS6}]:53" in listening and f"[{FAR_ADDRESS6}]:8080" in listening:
+                break
+            time.sleep(0.1)
+        checked = in_ns(near, agent, "check", "--json", "--config", str(config))
+    finally:
+        resolver.terminate()
+        web.terminate()
+        resolver.wait(5)
+        web.wait(5)
+        for name, dev, address in ((near, "wan0", NEAR_ADDRESS6), (far, "isp0", FAR_ADDRESS6)):
+            ip("-n", name, "addr", "del", f"{address}/64", "dev", dev)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (link,) = [d for d in json.loads(checked.stdout)["devices"] if d["kind"] == "link"]
+    steps = {step["name"]: step for step in link["checks"]}
+    assert steps[f"gateway6 {FAR_ADDRESS6}"]["detail"].startswith("2/2 answered (icmp)")
+    dns = steps[f"dns isp {FAR_ADDRESS6} AAAA"]
+    assert (dns["status"], dns["detail"].split(" in ")[0]) == ("PASS", "AAAA 2001:db8:7::80")
+    http = steps["http web"]
+    assert http["status"] == "PASS", http
+    assert http["detail"].startswith(f"200 from {FAR_ADDRESS6}, first byte"), http
 
 
 # --- multi-WAN through the real collector ----------------------------------------------------

@@ -185,6 +185,15 @@ HOST_KEYS = {
     "remote_write_url": lambda a: {
         "remote_write_url": f"https://{f'[{a}]' if ':' in a else a}/api/v1/write"
     },
+    "links[0].capacity_test.iperf3": lambda a: {
+        "links": [
+            {
+                "name": "isp",
+                "targets": [{"name": "t", "address": "1.1.1.1"}],
+                "capacity_test": {"iperf3": a},
+            }
+        ]
+    },
 }
 # Probes compare each reply's source with the target: IPv4 literals only.
 IPV4_KEYS = {
@@ -226,7 +235,10 @@ def test_every_address_key_refuses_what_is_neither_ip_nor_name(key, host, no_dns
     if key == "remote_write_url" and " " in host:  # the URL pattern refuses it first
         assert problem.startswith("c: remote_write_url: "), problem
         return
-    expected = "is not an IPv4 address" if key in IPV4_KEYS else "is neither an IP address nor"
+    expected = {
+        "links[0].targets[0].address": "is not an IP address (IPv4 or IPv6)",
+        "links[0].source_address": "is not an IPv4 address",
+    }.get(key, "is neither an IP address nor")
     assert problem.startswith(f"c: {key.split(' ')[0]}: '{host}' {expected}"), problem
 
 

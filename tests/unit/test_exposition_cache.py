@@ -88,7 +88,9 @@ def _state() -> AgentState:
     target = TargetStatus("gateway", "10.0.0.1", "icmp", 3, 2, 0.002, 0.003, 0.004, 0.001, 30,
                           1, (0,) * 3 + (20,) * (len(RTT_BUCKETS) - 2), 0.09, "denied",
                           "ICMP not permitted", (("denied", 2),))  # fmt: skip
-    state.links["ptcl"] = LinkStatus("ptcl", "core-router", "Gi0/1", True, (target,), 1.7e9, 2.0)
+    state.links["ptcl"] = LinkStatus(
+        "ptcl", "PTCL", "core-router", "Gi0/1", True, (target,), 1.7e9, 2.0
+    )
     return state
 
 

@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.checks.bandwidth import InterfaceStatus
-from agent.checks.link_quality import RTT_BUCKETS, LinkQualityCheck, assess, jitter
+from agent.checks.link_quality import RTT_BUCKETS, LinkQualityCheck, LinkRun, assess, jitter
 from agent.checks.wan import FLOOR_BPS, WanCheck
 from agent.config import ConfigError, LinkSettings, parse_config
 from agent.state import AgentState, DeviceState, RouterStatus
@@ -78,10 +78,14 @@ def test_jitter_is_mean_absolute_difference_of_consecutive_rtts():
 def test_runs_accumulate_counters_and_histogram():
     check = LinkQualityCheck(link())
     first = check.update(
-        {
-            "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (2 * MS, None, 4 * MS, 3 * MS)),
-            "web": ProbeReading("web", "1.1.1.1", "tcp", (0.04, 0.05)),
-        },
+        LinkRun(
+            {
+                "gateway": ProbeReading(
+                    "gateway", "10.0.0.1", "icmp", (2 * MS, None, 4 * MS, 3 * MS)
+                ),
+                "web": ProbeReading("web", "1.1.1.1", "tcp", (0.04, 0.05)),
+            }
+        ),
         1000.0,
         2.0,
     )
@@ -93,10 +97,12 @@ def test_runs_accumulate_counters_and_histogram():
     assert gateway.jitter == pytest.approx(1.5 * MS)  # |4-2|, |3-4| over the replies
     assert web.method == "tcp" and web.loss_ratio == 0.0
     second = check.update(
-        {
-            "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (None, None, 2.5)),
-            "web": ProbeReading("web", "1.1.1.1", "tcp", (None, None)),
-        },
+        LinkRun(
+            {
+                "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (None, None, 2.5)),
+                "web": ProbeReading("web", "1.1.1.1", "tcp", (None, None)),
+            }
+        ),
         1030.0,
         2.0,
     )
@@ -120,10 +126,10 @@ def test_link_down_only_when_no_target_answers(caplog: pytest.LogCaptureFixture)
         "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (MS,) * 5),
         "web": ProbeReading("web", "1.1.1.1", "tcp", (MS,) * 5),
     }
-    check.update(answered, 1.0, 1.0)
+    check.update(LinkRun(answered), 1.0, 1.0)
     with caplog.at_level(logging.INFO, logger="agent.checks.link_quality"):
-        status = check.update(silent, 2.0, 1.0)
-        check.update(silent, 3.0, 1.0)  # still down: said once
+        status = check.update(LinkRun(silent), 2.0, 1.0)
+        check.update(LinkRun(silent), 3.0, 1.0)  # still down: said once
     assert not status.up
     assert status.targets[1].errors == (("timeout", 1),)
     assert [r.message for r in caplog.records] == [
@@ -134,10 +140,12 @@ def test_link_down_only_when_no_target_answers(caplog: pytest.LogCaptureFixture)
 def test_assess_names_what_to_do():
     check = LinkQualityCheck(link())
     status = check.update(
-        {
-            "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (None,) * 5),
-            "web": ProbeReading("web", "1.1.1.1", "tcp", (0.2, 0.3, None, 0.25, 0.2)),
-        },
+        LinkRun(
+            {
+                "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (None,) * 5),
+                "web": ProbeReading("web", "1.1.1.1", "tcp", (0.2, 0.3, None, 0.25, 0.2)),
+            }
+        ),
         1.0,
         1.0,
     )
@@ -150,7 +158,7 @@ def test_assess_names_what_to_do():
     assert result == "WARN"  # 20 % loss and 238 ms average
     assert detail.startswith("4/5 answered (tcp), rtt min/avg/max 200.0/237.5/300.0 ms")
     denied = LinkQualityCheck(link()).update(
-        {"gateway": PollError("denied", "ICMP not permitted")}, 1.0, 1.0
+        LinkRun({"gateway": PollError("denied", "ICMP not permitted")}), 1.0, 1.0
     )
     result, _, hint = assess(denied.targets[0], None)
     assert result == "FAIL" and "ping_group_range" in hint
@@ -209,7 +217,7 @@ def test_config_defaults_and_reference():
         ),
         (
             [{"name": "a", "targets": [{"name": "g", "address": "dns.google"}]}],
-            "config: links[0].targets[0].address: 'dns.google' is not an IPv4 address",
+            "config: links[0].targets[0].address: 'dns.google' is not an IP address (IPv4 or IPv6)",
         ),
         (
             [
@@ -284,12 +292,14 @@ def test_wan_follows_traffic_with_hysteresis(caplog: pytest.LogCaptureFixture):
 
 def test_exposition_of_links_and_wan():
     state = AgentState("ISB-001", "", "0.1.0")
-    check = LinkQualityCheck(link(device="core-router", interface="ether1"))
+    check = LinkQualityCheck(link(isp="PTCL", device="core-router", interface="ether1"))
     state.links["ptcl"] = check.update(
-        {
-            "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (2 * MS, None, 4 * MS)),
-            "web": PollError("denied", "ICMP not permitted"),
-        },
+        LinkRun(
+            {
+                "gateway": ProbeReading("gateway", "10.0.0.1", "icmp", (2 * MS, None, 4 * MS)),
+                "web": PollError("denied", "ICMP not permitted"),
+            }
+        ),
         1.7e9,
         2.0,
     )
@@ -324,7 +334,7 @@ def test_exposition_of_links_and_wan():
     assert samples[("erozgar_link_probe_rtt_seconds_count", key)] == 2
     web = (("link", "ptcl"), ("reason", "denied"), ("target", "web"))
     assert samples[("erozgar_link_probe_errors_total", web)] == 1
-    info = (("device", "core-router"), ("interface", "ether1"), ("link", "ptcl"))
+    info = (("device", "core-router"), ("interface", "ether1"), ("isp", "PTCL"), ("link", "ptcl"))
     assert samples[("erozgar_link_info", info)] == 1
     assert (
         samples[("erozgar_wan_active", (("device", "core-router"), ("interface", "ether2")))] == 1

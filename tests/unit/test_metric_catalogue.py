@@ -21,9 +21,16 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from agent.checks.capacity import CapacityResult, CapacityStatus
 from agent.checks.centre_power import SOURCES, CentrePowerStatus
 from agent.checks.genset import StartRecord
-from agent.checks.link_quality import RTT_BUCKETS, LinkStatus, TargetStatus
+from agent.checks.link_quality import (
+    RTT_BUCKETS,
+    DnsStatus,
+    HttpStatus,
+    LinkStatus,
+    TargetStatus,
+)
 from agent.checks.power import UpsStatus
 from agent.checks.service import CAUSES, Loss, ServiceStatus
 from agent.checks.wan import WanStatus
@@ -32,7 +39,9 @@ from agent.kinds.nut import nut_poller
 from agent.reload import ReloadStatus
 from agent.schedule import MonotonicScheduler
 from agent.state import AgentState, DeviceState, RouterStatus
+from collectors.dns import DnsReading
 from collectors.host import read_host
+from collectors.http_probe import PHASES, HttpReading
 from exporters.genset import CentrePowerCollector
 from exporters.prometheus import build_registry
 from exporters.runtime import RuntimeCollector
@@ -151,7 +160,15 @@ def _rare_states(state: AgentState) -> None:
         "dns", "192.0.2.1", "icmp", 5, 4, 0.01, 0.02, 0.03, 0.004, 50, 6, buckets, 1.0,
         "", "", (("timeout", 1),),
     )  # fmt: skip
-    state.links["ptcl"] = LinkStatus("ptcl", router.name, port, True, (target,), 1.7e9, 2.5)
+    dns = DnsStatus(DnsReading("isp", "192.0.2.53", "A", 0.02, 0, ("192.0.2.80",), "udp"), 3, 1)
+    phases = tuple((phase, 0.01) for phase in PHASES)
+    page = HttpReading("pseb", "https://x.test/", "192.0.2.80", 200, phases, 512, 1.8e9)
+    state.links["ptcl"] = LinkStatus(
+        "ptcl", "PTCL", router.name, port, True, (target,), 1.7e9, 2.5, (dns,),
+        (HttpStatus(page, 3, 0),),
+    )  # fmt: skip
+    tested = CapacityResult("ptcl", "PTCL", 1.7e9, "iperf3", 9e7, 1.8e7, 0.03, 1e8, 2e7, 2**27, "")
+    state.capacity["ptcl"] = CapacityStatus("ptcl", tested, tested, (("iperf3", "pass", 1),), 2**27)
     losses = (
         Loss("wan", "ptcl", router.name, port, "isp", "probes lost"),
         Loss("device", "", "sw-down", "", "power", "silent on a cut"),
