@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what erozgar-agent needs on a fresh Debian 12 machine, as root, idempotently.
 #   deploy/bootstrap.sh        the agent and the demo
-#   deploy/bootstrap.sh test   plus the real peers the tests start (snmpd, snmpsim, promtool...)
+#   deploy/bootstrap.sh test   plus the real peers the tests start (snmpd, snmpsim, promtool...),
+#                              and ansible-core + ansible-lint in their own venv (the rollout)
 # The venv is made from Debian's /usr/bin/python3 outside /root: snmpsim drops privileges to
 # `nobody`, which must be able to read the Python installation.
 set -euo pipefail
@@ -22,6 +23,9 @@ if [[ $mode == test ]]; then
   packages+=(faketime)  # clock-jump fault test: libfaketime
   # deploy/ tests: vmagent, VictoriaMetrics, vmalert, Alertmanager/amtool, systemd-analyze
   packages+=(victoria-metrics prometheus-alertmanager systemd)
+  # packaging/build-deb.sh and its tests: git ls-files, objdump (glibc needed), lintian;
+  # deploy/ansible's tests: python3-apt (the apt modules), dpkg-scanpackages (a test repository)
+  packages+=(git binutils lintian python3-apt dpkg-dev)
   extras="[test]"
 fi
 
@@ -46,3 +50,11 @@ fi
   | grep -v -e '^WARNING: Location' -e '^$' >&2 || true
 # Fails loudly if the install did not take; from / so the checkout itself is not on the path.
 (cd / && "$venv/bin/python" -c "import agent, collectors, exporters, simulators")
+
+if [[ $mode == test ]]; then
+  ansible_venv=${EROZGAR_ANSIBLE_VENV:-/opt/erozgar-ansible-venv}
+  [[ -x $ansible_venv/bin/python ]] || /usr/bin/python3 -m venv "$ansible_venv"
+  "$ansible_venv/bin/pip" install -q --disable-pip-version-check \
+    -r "$root/deploy/ansible/requirements.txt" 2>&1 | grep -v -e '^WARNING: Location' >&2 || true
+  "$ansible_venv/bin/ansible-playbook" --version >/dev/null
+fi

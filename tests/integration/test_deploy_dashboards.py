@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent import __version__
 from simulators.genset import SimulatedGenset
 from simulators.ups import PeriodicOutages, SimulatedUps
 
@@ -170,3 +171,13 @@ def test_every_panel_query_returns_data(
     results = {device: query(url, substitute(expr, device)) for device in candidates}
     assert any(results.values()), f"{dashboard} / {title}: no data for {expr}"
     assert not re.search(r"\$\w+", substitute(expr, devices[0])), "an unknown variable"
+
+
+def test_fleet_dashboard_counts_centres_by_agent_version(
+    prometheus: tuple[str, list[str]],
+) -> None:
+    """PSEB sees which version the centres run: one centre here, on this agent's version."""
+    url, _ = prometheus
+    (expr,) = [e for _, title, e in queries() if title == "Agent versions across centres"]
+    (row,) = query(url, expr)
+    assert row["metric"] == {"version": __version__} and row["value"][1] == "1"
