@@ -1,4 +1,4 @@
-"""Command line: run, check, validate, demo. Exit codes are a contract for users and tests:
+"""Command line: run, check, validate, demo, report. Exit codes are a contract for users and tests:
 0 ok, 1 a check failed (or the daemon could not start), 2 the config is invalid."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import tzinfo
 
 from collectors.packaged import use_site_dir
 
@@ -190,6 +191,64 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _month(value: str) -> tuple[int, int]:
+    try:
+        year, month = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not YYYY-MM") from None
+    if not (1970 <= year <= 9999 and 1 <= month <= 12):
+        raise argparse.ArgumentTypeError(f"{value!r} is not YYYY-MM")
+    return year, month
+
+
+def _zone(value: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time zone (e.g. Asia/Karachi)"
+        ) from None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime
+    from pathlib import Path
+
+    from .ledger import LEDGER_FILE, Ledger
+    from .report import from_ledger, render
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    year, month = args.month
+    tz = args.tz or datetime.now().astimezone().tzinfo
+    ledger = Ledger(Path(config.state_dir) / LEDGER_FILE)
+    links = {link.name: link.isp for link in config.links}
+    report = from_ledger(ledger, config.site.id, links, year, month, tz, time.time())
+    page = render(report)
+    if args.out is None:
+        sys.stdout.write(page)
+    else:
+        try:
+            Path(args.out).write_text(page, encoding="utf-8")
+        except OSError as exc:
+            print(f"--out: {args.out}: {exc.strerror}", file=sys.stderr)
+            return EXIT_FAILED
+    for link in report.links:
+        isp = link.total("isp") / 60
+        print(
+            f"{link.link}: {link.availability() * 100:.2f} % available, "
+            f"{isp:.1f} min lost to the ISP",
+            file=sys.stderr,
+        )
+    if not links:
+        print("no links: in the config; the report lists outages only", file=sys.stderr)
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="erozgar-agent", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=f"erozgar-agent {__version__}")
@@ -270,6 +329,17 @@ def parser() -> argparse.ArgumentParser:
         help="length of each simulated cut (default 60)",
     )
     demo.set_defaults(func=_cmd_demo)
+
+    report = sub.add_parser(
+        "report", help="the month's availability and capacity report from the outage ledger"
+    )
+    report.add_argument("--config", required=True)
+    report.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
+    report.add_argument("--out", metavar="FILE", help="HTML file to write (default: stdout)")
+    report.add_argument(
+        "--tz", type=_zone, metavar="ZONE", help="time zone of the days (default: the box's)"
+    )
+    report.set_defaults(func=_cmd_report)
     return top
 
 

@@ -22,6 +22,7 @@ from .checks.power import UpsStatus
 from .checks.wan import WanStatus
 
 if TYPE_CHECKING:
+    from .checks.availability import AvailabilityTotals  # it imports checks/service.py
     from .checks.centre_power import CentrePowerStatus  # it reads this module's classes
     from .checks.service import ServiceStatus  # agent/checks/service.py reads this module's classes
 
@@ -77,3 +78,5 @@ class AgentState:
         None  # losses of service and their causes (agent/checks/service.py)
     )
     power: CentrePowerStatus | None = None  # the centre's power source (checks/centre_power.py)
+    # seconds lost per cause, kept across restarts (checks/availability.py)
+    availability: AvailabilityTotals | None = None
