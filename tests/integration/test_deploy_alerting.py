@@ -54,9 +54,10 @@ def alert_rules() -> list[dict[str, Any]]:
     return [rule for group in groups for rule in group["rules"]]
 
 
-def test_promtool_unit_tests_pass() -> None:
+@pytest.mark.parametrize("tests", ["erozgar-alerts.test.yml", "erozgar-availability.test.yml"])
+def test_promtool_unit_tests_pass(tests: str) -> None:
     result = subprocess.run(
-        [require("promtool"), "test", "rules", "erozgar-alerts.test.yml"],
+        [require("promtool"), "test", "rules", tests],
         cwd=DEPLOY / "prometheus" / "tests",
         capture_output=True,
         text=True,
