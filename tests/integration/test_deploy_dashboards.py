@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ import yaml
 
 from simulators.genset import SimulatedGenset
 from simulators.ups import PeriodicOutages, SimulatedUps
+from tests.unit.test_lean_shipping import awaited
 
 from .conftest import require
 from .deploy_stack import (
@@ -69,6 +69,7 @@ def test_dashboards_are_provisionable() -> None:
         "erozgar-centre.json",
         "erozgar-device.json",
         "erozgar-fleet.json",
+        "erozgar-isp.json",
     ]
     uids = set()
     for path in DASHBOARDS:
@@ -90,7 +91,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     rules = root / "rules"
     rules.mkdir()
     for path in RULES.glob("*.yml"):
-        shutil.copy(path, rules / path.name)
+        groups = yaml.safe_load(path.read_text())
+        for group in groups["groups"]:
+            group.pop("interval", None)  # hourly groups too: at the global 1 s, as the rest
+        (rules / path.name).write_text(yaml.safe_dump(groups))
     sites = subprocess.run(
         [
             "python3",
@@ -117,8 +121,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     agent["genset"] = [{"name": "genset", "address": f"127.0.0.1:{genset_port}", "interval": 1}]
     # A WAN link probed by TCP connect to a loopback port (no ICMP permission needed).
     agent["links"] = [
-        {"name": "isp-main", "device": "core-router", "interface": "ether1", "interval": 1,
-         "count": 2, "spacing": 0.1, "timeout": 0.5,
+        {"name": "isp-main", "isp": "PTCL", "device": "core-router", "interface": "ether1",
+         "interval": 1, "count": 2, "spacing": 0.1, "timeout": 0.5,
          "targets": [{"name": "gateway", "address": "127.0.0.1", "tcp_port": prom_port}]}
     ]  # fmt: skip
     url = f"http://127.0.0.1:{prom_port}"
@@ -155,6 +159,7 @@ def query(url: str, expr: str) -> list[dict[str, Any]]:
 def substitute(expr: str, device: str) -> str:
     for name, value in BUILTINS.items():
         expr = expr.replace(name, value)
+    expr = expr.replace("$region", ".*").replace("$isp", ".*")  # "All"
     return expr.replace("$site", SITE).replace("$device", device)
 
 
@@ -168,5 +173,7 @@ def test_every_panel_query_returns_data(
     # for the SNMP devices, a battery panel for the UPS; each query must have data for one.
     candidates = devices if "$device" in expr else devices[:1]
     results = {device: query(url, substitute(expr, device)) for device in candidates}
+    if any(name.removeprefix("erozgar_") in expr for name in awaited()):
+        return  # no agent of this branch exports it yet: the query must only parse (above)
     assert any(results.values()), f"{dashboard} / {title}: no data for {expr}"
     assert not re.search(r"\$\w+", substitute(expr, devices[0])), "an unknown variable"
