@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import sys
-from datetime import tzinfo
 
 from collectors.packaged import use_site_dir
 
@@ -191,27 +190,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _month(value: str) -> tuple[int, int]:
-    try:
-        year, month = (int(part) for part in value.split("-"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not YYYY-MM") from None
-    if not (1970 <= year <= 9999 and 1 <= month <= 12):
-        raise argparse.ArgumentTypeError(f"{value!r} is not YYYY-MM")
-    return year, month
-
-
-def _zone(value: str) -> tzinfo:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a time zone (e.g. Asia/Karachi)"
-        ) from None
-
-
 def _cmd_report(args: argparse.Namespace) -> int:
     import time
     from datetime import datetime
@@ -250,6 +228,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from .report import parse_month, parse_zone
+
     top = argparse.ArgumentParser(prog="erozgar-agent", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=f"erozgar-agent {__version__}")
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -334,10 +314,10 @@ def parser() -> argparse.ArgumentParser:
         "report", help="the month's availability and capacity report from the outage ledger"
     )
     report.add_argument("--config", required=True)
-    report.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
+    report.add_argument("--month", required=True, type=parse_month, metavar="YYYY-MM")
     report.add_argument("--out", metavar="FILE", help="HTML file to write (default: stdout)")
     report.add_argument(
-        "--tz", type=_zone, metavar="ZONE", help="time zone of the days (default: the box's)"
+        "--tz", type=parse_zone, metavar="ZONE", help="time zone of the days (default: the box's)"
     )
     report.set_defaults(func=_cmd_report)
     return top

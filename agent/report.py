@@ -14,12 +14,14 @@ accountable for; power, LAN and the agent's gaps are the centre's.
 
 from __future__ import annotations
 
+import argparse
 import calendar
 import html
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .ledger import LEDGER_CAUSES, CapacityRecord, Ledger, OutageRecord
 
@@ -78,6 +80,27 @@ class MonthReport:
     @property
     def days(self) -> int:
         return calendar.monthrange(self.year, self.month)[1]
+
+
+def parse_month(value: str) -> tuple[int, int]:
+    """YYYY-MM as (year, month); an argparse type."""
+    try:
+        year, month = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not YYYY-MM") from None
+    if not (1970 <= year <= 9999 and 1 <= month <= 12):
+        raise argparse.ArgumentTypeError(f"{value!r} is not YYYY-MM")
+    return year, month
+
+
+def parse_zone(value: str) -> ZoneInfo:
+    """A time zone name (Asia/Karachi); an argparse type."""
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time zone (e.g. Asia/Karachi)"
+        ) from None
 
 
 def month_bounds(year: int, month: int, tz: tzinfo) -> list[float]:
