@@ -179,7 +179,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         asyncio.run(
-            run_demo(listen, outage_every=args.outage_every, outage_length=args.outage_length)
+            run_demo(
+                listen,
+                outage_every=args.outage_every,
+                outage_length=args.outage_length,
+                isp_outage_every=args.isp_outage_every,
+                isp_outage_length=args.isp_outage_length,
+            )
         )
     except OSError as exc:
         print(
@@ -307,6 +313,20 @@ def parser() -> argparse.ArgumentParser:
         default=60,
         metavar="SECONDS",
         help="length of each simulated cut (default 60)",
+    )
+    demo.add_argument(
+        "--isp-outage-every",
+        type=float,
+        default=300,
+        metavar="SECONDS",
+        help="period of the simulated ISP line drops (default 300)",
+    )
+    demo.add_argument(
+        "--isp-outage-length",
+        type=float,
+        default=40,
+        metavar="SECONDS",
+        help="length of each line drop (default 40; at least 20 s to go on record)",
     )
     demo.set_defaults(func=_cmd_demo)
 

@@ -4,8 +4,11 @@ Two SNMP devices (a MikroTik-like core router with a WAN link whose traffic foll
 changes over the minute, and an old access switch with 32-bit counters only), an APC Smart-UPS
 on Modbus/TCP, a standby generator behind a DSE controller and a Deye hybrid inverter on the
 same grid: the grid goes for a while every few minutes, as in load-shedding, the UPS carries the
-centre until the generator takes the load, and the inverter's load moves to its battery.
-Everything speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
+centre until the generator takes the load, and the inverter's load moves to its battery. The
+ISP's line (the router's ether1, the link "ptcl") drops now and then too: those outages go into
+the outage ledger in the demo's state dir, and the demo prints the `erozgar-agent report`
+command that turns them into the month's page. Everything speaks the real protocols on
+127.0.0.1; the agent is the same code as `run`.
 
 The simulators are imported inside the functions that build the centre, so that importing the
 product never loads them (tests/unit/test_import_boundaries.py).
@@ -14,10 +17,15 @@ product never loads them (tests/unit/test_import_boundaries.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import tempfile
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 from .config import parse_config
 from .daemon import serve
@@ -61,7 +69,27 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
     return router, switch
 
 
-async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
+async def _isp_outages(router: SimulatedRouter, every: float, length: float) -> None:
+    """The ISP's line drops for `length` seconds at the end of every `every` seconds: the
+    router still answers, so the agent puts the loss on the ISP."""
+    while True:
+        await asyncio.sleep(every - length)
+        router.set_oper("ether1", False)
+        await asyncio.sleep(length)
+        router.set_oper("ether1", True)
+
+
+async def _isp_edge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()  # the probes time the connect only
+
+
+async def run_demo(
+    listen: tuple[str, int],
+    outage_every: float,
+    outage_length: float,
+    isp_outage_every: float = 300,
+    isp_outage_length: float = 40,
+) -> None:
     from simulators.genset import SimulatedGenset
     from simulators.inverter import SimulatedInverter
     from simulators.ups import PeriodicOutages, SimulatedUps
@@ -81,77 +109,101 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
     # a hybrid inverter on the same grid: a little PV, so the load moves grid <-> battery
     inverter = SimulatedInverter("deye-sunsynk-1p", pv_watts=300.0, grid_on=ups.mains_on)
     inverter_host, inverter_port = await inverter.start("127.0.0.1", 0)
+    # what the link's probes reach: the ISP's edge, here a loopback port that accepts
+    edge = await asyncio.start_server(_isp_edge, "127.0.0.1", 0)
+    edge_port = edge.sockets[0].getsockname()[1]
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
-    config = parse_config(
-        {
-            "site": {"id": "DEMO-001", "name": "e-Rozgar Centre (simulated)"},
-            "listen": f"{listen[0]}:{listen[1]}",
-            "state_dir": state_dir,
-            "snmp": [
-                {
-                    "name": "core-router",
-                    "address": f"{router_host}:{router_port}",
-                    "community": _DEMO_COMMUNITY,
-                    "interval": 5,
-                    "interfaces": [
-                        {
-                            "name": "ether1",
-                            "role": "wan",
-                            "capacity_down_mbps": 100,
-                            "capacity_up_mbps": 20,
-                        },
-                        {"name": "ether2", "role": "uplink"},
-                    ],
-                },
-                {
-                    "name": "sw-floor1",
-                    "address": f"{switch_host}:{switch_port}",
-                    "community": _DEMO_COMMUNITY,
-                    "interval": 10,
-                },
-            ],
-            "modbus": [
-                {
-                    "name": "ups-rack",
-                    "address": f"{ups_host}:{ups_port}",
-                    "unit": 1,
-                    "profile": "apc-smart-ups",
-                    "interval": 5,
-                    # The simulated battery's datasheet, so battery health has a nameplate.
-                    "battery_runtimecal": list(ups.runtimecal()),
-                },
-            ],
-            "genset": [
-                {"name": "genset", "address": f"{genset_host}:{genset_port}", "interval": 5},
-            ],
-            "inverter": [
-                {
-                    "name": "inverter-roof",
-                    "address": f"{inverter_host}:{inverter_port}",
-                    "profile": "deye-sunsynk-1p",
-                    "interval": 5,
-                },
-            ],
-        },
-        source="demo",
-    )
+    settings = {
+        "site": {"id": "DEMO-001", "name": "e-Rozgar Centre (simulated)"},
+        "listen": f"{listen[0]}:{listen[1]}",
+        "state_dir": state_dir,
+        "snmp": [
+            {
+                "name": "core-router",
+                "address": f"{router_host}:{router_port}",
+                "community": _DEMO_COMMUNITY,
+                "interval": 5,
+                "interfaces": [
+                    {
+                        "name": "ether1",
+                        "role": "wan",
+                        "capacity_down_mbps": 100,
+                        "capacity_up_mbps": 20,
+                    },
+                    {"name": "ether2", "role": "uplink"},
+                ],
+            },
+            {
+                "name": "sw-floor1",
+                "address": f"{switch_host}:{switch_port}",
+                "community": _DEMO_COMMUNITY,
+                "interval": 10,
+            },
+        ],
+        "modbus": [
+            {
+                "name": "ups-rack",
+                "address": f"{ups_host}:{ups_port}",
+                "unit": 1,
+                "profile": "apc-smart-ups",
+                "interval": 5,
+                # The simulated battery's datasheet, so battery health has a nameplate.
+                "battery_runtimecal": list(ups.runtimecal()),
+            },
+        ],
+        "genset": [
+            {"name": "genset", "address": f"{genset_host}:{genset_port}", "interval": 5},
+        ],
+        "inverter": [
+            {
+                "name": "inverter-roof",
+                "address": f"{inverter_host}:{inverter_port}",
+                "profile": "deye-sunsynk-1p",
+                "interval": 5,
+            },
+        ],
+        "links": [
+            {
+                "name": "ptcl",
+                "isp": "PTCL",
+                "device": "core-router",
+                "interface": "ether1",
+                "interval": 5,
+                "count": 2,
+                "targets": [{"name": "edge", "address": "127.0.0.1", "tcp_port": edge_port}],
+            },
+        ],
+    }
+    config = parse_config(settings, source="demo")
+    # the config as a file, for `erozgar-agent report` on the demo's ledger
+    config_file = Path(state_dir) / "demo.yml"
+    config_file.touch(mode=0o600)  # it holds the community
+    config_file.write_text(yaml.safe_dump(settings), encoding="utf-8")
     print(
         f"Simulated centre DEMO-001 is up: core-router on udp {router_host}:{router_port}, "
         f"sw-floor1 on udp {switch_host}:{switch_port}, ups-rack (APC, Modbus/TCP) on "
         f"{ups_host}:{ups_port}, genset (DSE, Modbus/TCP) on {genset_host}:{genset_port}, "
         f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}; the grid goes "
         f"for {outage_length:g} s every {outage_every:g} s, the generator takes the load "
-        f"{start_delay:g} s into each cut.\n"
-        f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)",
+        f"{start_delay:g} s into each cut; the ISP's line drops for {isp_outage_length:g} s every "
+        f"{isp_outage_every:g} s.\n"
+        f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)\n"
+        f"Monthly report: erozgar-agent report --config {config_file} "
+        f"--month {time.strftime('%Y-%m')} --out report.html",
         flush=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    outages = asyncio.create_task(_isp_outages(router, isp_outage_every, isp_outage_length))
     try:
         await serve(config, listen, stop)
     finally:
+        outages.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await outages
+        edge.close()
         await asyncio.gather(
             router.stop(),
             switch.stop(),
