@@ -83,6 +83,13 @@ class _Open:
     since: float  # monotonic, this run
     counted: float = 0.0
 
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """The loss this is, whatever its cause (the site's: per cause)."""
+        if self.kind == "site":
+            return ("site", self.cause)
+        return (self.kind, self.link, self.device, self.interface)
+
     def record(self, seconds: float) -> OutageRecord:
         return OutageRecord(
             self.start, seconds, self.cause, self.kind, self.link, self.isp, self.device,
@@ -181,12 +188,18 @@ class AvailabilityCheck:
                 current[f"site|{cause}"] = _Open(cause, "site", "", "", "", "", wall, now)
         out = running_out(supplies)
         changed, self._running_out = out != self._running_out, out
+        before = {o.identity for o in self._open.values()}
         for key in list(self._open):
             if key not in current:
                 self._close(self._open.pop(key), now)
                 changed = True
         for key, lost in current.items():
             if key not in self._open:
+                if lost.cause == "lan" and lost.identity not in before:
+                    # the service check concludes LAN once it has held settle_seconds: it began
+                    # then, and it is settled already
+                    lost.start -= self.settle_seconds
+                    lost.since -= self.settle_seconds
                 self._open[key] = lost
                 changed = True
         self._links_of(links)

@@ -79,9 +79,9 @@ def test_the_counters_rise_while_a_loss_goes_on_and_survive_a_restart(tmp_path: 
     again = AvailabilityCheck(tmp_path)
     again.start(LINKS, 0.0, WALL + 230)  # a restart of 30 s: no gap on record
     totals = again.totals(LINKS)
-    assert totals.site["lan"] == 200.0 and totals.site["agent"] == 0.0
+    assert totals.site["lan"] == 220.0 and totals.site["agent"] == 0.0  # began 20 s before
     (record,) = outages(tmp_path)
-    assert (record.cause, record.device, record.seconds) == ("lan", "sw-floor1", 200.0)
+    assert (record.cause, record.device, record.seconds) == ("lan", "sw-floor1", 220.0)
 
 
 def test_a_crash_closes_the_open_loss_at_its_last_heartbeat_and_no_counter_goes_back(
@@ -182,3 +182,26 @@ def test_the_ledger_skips_a_torn_line_reads_an_outage_once_and_compacts(tmp_path
     assert [json.loads(line)["type"] for line in lines] == ["outage", "capacity"]
     outages_in, tests_in = ledger.between(WALL - 30, WALL + 30)
     assert outages_in == [new] and [t.download_bps for t in tests_in] == [95e6]
+
+
+def test_a_lan_loss_counts_from_when_it_began_not_from_when_it_was_concluded(
+    tmp_path: Path,
+) -> None:
+    """The service check reports a LAN loss once it has held SETTLE_SECONDS (20 s)."""
+    check = AvailabilityCheck(tmp_path)
+    check.start(LINKS, 0.0, WALL)
+    totals = run(check, [(0, 100, status()), (100, 110, status(SWITCH_DARK)), (110, 111, status())])
+    (record,) = outages(tmp_path)
+    assert (record.cause, record.start, record.seconds) == ("lan", WALL + 80, 30.0)
+    assert totals.site["lan"] == 30.0
+
+
+def test_a_power_loss_that_becomes_lan_is_not_counted_twice(tmp_path: Path) -> None:
+    dark = Loss("device", "", "sw-floor1", "", "power", "its UPS ran out")
+    check = AvailabilityCheck(tmp_path)
+    check.start(LINKS, 0.0, WALL)
+    run(check, [(0, 100, status(dark)), (100, 150, status(SWITCH_DARK)), (150, 151, status())])
+    assert [(r.cause, r.start, r.seconds) for r in outages(tmp_path)] == [
+        ("power", WALL, 100.0),
+        ("lan", WALL + 100, 50.0),
+    ]
