@@ -40,7 +40,7 @@ class LinkMonth:
     day_seconds: tuple[float, ...]  # length of each day (the month's last may be cut short)
 
     def lost_on(self, day: int) -> float:
-        return sum(self.lost.get(c, ())[day] if self.lost.get(c) else 0.0 for c in LEDGER_CAUSES)
+        return sum(days[day] for days in self.lost.values())
 
     def availability(self, day: int | None = None) -> float:
         days = range(len(self.day_seconds)) if day is None else [day]
@@ -286,7 +286,10 @@ def render(report: MonthReport) -> str:
         ["Day", *[f"{link.site} {link.link}".strip() for link in report.links]],
         (
             [f"{report.year}-{report.month:02d}-{d + 1:02d}"]
-            + [_percent(link.availability(d)) for link in report.links]
+            + [
+                _percent(link.availability(d) if link.day_seconds[d] else None)
+                for link in report.links
+            ]
             for d in range(report.days)
         ),
         "days",

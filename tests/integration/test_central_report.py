@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from agent.ledger import LEDGER_CAUSES, OutageRecord
+from tests.report_page import parse
 
 from .deploy_stack import DEPLOY, VictoriaMetrics, http_get
-from .test_report import OUTAGES, at, parse
+from .test_report import OUTAGES, at
 from .test_status_page import chromium
 
 pytestmark = pytest.mark.integration

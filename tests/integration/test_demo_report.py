@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.report_page import parse
+
 from .conftest import require
 from .deploy_stack import free_tcp_port
-from .test_report import parse
 from .test_service_loss import key, samples
 
 pytestmark = pytest.mark.integration
