@@ -43,7 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from ..ledger import KEEP_SECONDS, LEDGER_CAUSES, LEDGER_FILE, Ledger, OutageRecord
+from ..ledger import (
+    KEEP_SECONDS,
+    LEDGER_CAUSES,
+    LEDGER_FILE,
+    CapacityRecord,
+    Ledger,
+    OutageRecord,
+)
 from ..persist import JsonStateFile
 from .service import SETTLE_SECONDS, ServiceStatus, Supply
 
@@ -208,6 +215,11 @@ class AvailabilityCheck:
             self._save(now, wall)
         self._compact(now, wall)
         return self.totals(links)
+
+    def record_capacity(self, result: object) -> bool:
+        """The seam for the capacity check: each finished test (a CapacityResult) goes into the
+        ledger, for the monthly report."""
+        return self.ledger.append(CapacityRecord.of(result))
 
     def stop(self, now: float, wall: float) -> None:
         """A clean stop: every loss going on ends now."""

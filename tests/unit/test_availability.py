@@ -205,3 +205,10 @@ def test_a_power_loss_that_becomes_lan_is_not_counted_twice(tmp_path: Path) -> N
         ("power", WALL, 100.0),
         ("lan", WALL + 100, 50.0),
     ]
+
+
+def test_a_capacity_result_goes_into_the_ledger_for_the_report(tmp_path: Path) -> None:
+    check = AvailabilityCheck(tmp_path)
+    test = CapacityResult("ptcl", None, WALL, "http", 40e6, None, None, 100e6, None, 5, "no up")
+    assert check.record_capacity(test)
+    assert list(Ledger(tmp_path / LEDGER_FILE).records()) == [CapacityRecord.of(test)]
