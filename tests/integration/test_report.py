@@ -111,3 +111,22 @@ def test_the_page_prints_to_a4_pdf_and_fetches_nothing(page: Path, tmp_path: Pat
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF")
     assert b"/MediaBox [0 0 594.95996 841.91998]" in data  # A4 from the page's @page rule
+
+
+def test_a_bad_month_is_exit_2_and_an_unwritable_page_exit_1(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yml"
+    config.write_text(yaml.safe_dump({"site": {"id": "X-1"}, "state_dir": str(tmp_path)}))
+    config.chmod(0o600)
+
+    def report(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [require("erozgar-agent"), "report", "--config", str(config), *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    bad = report("--month", "2026-13")
+    assert bad.returncode == 2 and "--month: '2026-13' is not YYYY-MM" in bad.stderr
+    unwritable = report("--month", "2026-09", "--out", str(tmp_path / "no" / "r.html"))
+    assert unwritable.returncode == 1
+    assert "No such file or directory" in unwritable.stderr
+    assert "Traceback" not in unwritable.stderr
