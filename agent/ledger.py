@@ -168,6 +168,13 @@ class Ledger:
             return
         horizon = now - keep_seconds
         kept = [r for r in self.records() if _ended(r) >= horizon]
+        try:
+            with open(self.path, "rb") as handle:
+                lines = sum(1 for _ in handle)
+        except OSError:
+            return  # records() logged it
+        if lines == len(kept):
+            return  # nothing to drop: no rewrite (a flash card's writes are finite)
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         try:
             with open(tmp, "w", encoding="utf-8") as handle:
