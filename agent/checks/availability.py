@@ -137,15 +137,17 @@ class AvailabilityCheck:
         """Take over the saved state: close what the last run left open, record its gap."""
         saved = self.store.load()
         self._site = _seconds(saved.get("site"))
-        for link, causes in (saved.get("links") or {}).items():
-            if isinstance(link, str):
-                self._links[link] = _seconds(causes)
-        for item in saved.get("open") or []:
+        links_saved = saved.get("links")
+        for link, causes in links_saved.items() if isinstance(links_saved, dict) else ():
+            self._links[link] = _seconds(causes)
+        opened = saved.get("open")
+        for item in opened if isinstance(opened, list) else ():
             try:
                 lost = _Open(**{**item, "since": now})
             except TypeError:
                 continue
-            if lost.kind != "site" and lost.counted >= self.settle_seconds:
+            numbers = isinstance(lost.start, int | float) and isinstance(lost.counted, int | float)
+            if numbers and lost.kind != "site" and lost.counted >= self.settle_seconds:
                 self.ledger.append(lost.record(lost.counted))
         last = saved.get("wall")
         if isinstance(last, int | float):

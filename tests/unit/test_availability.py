@@ -212,3 +212,18 @@ def test_a_capacity_result_goes_into_the_ledger_for_the_report(tmp_path: Path) -
     test = CapacityResult("ptcl", None, WALL, "http", 40e6, None, None, 100e6, None, 5, "no up")
     assert check.record_capacity(test)
     assert list(Ledger(tmp_path / LEDGER_FILE).records()) == [CapacityRecord.of(test)]
+
+
+def test_a_saved_state_that_makes_no_sense_starts_afresh(tmp_path: Path) -> None:
+    (tmp_path / "availability.json").write_text(
+        json.dumps({"wall": "x", "site": [1], "links": [], "open": [{"cause": "isp"}, 3]})
+    )
+    check = AvailabilityCheck(tmp_path)
+    check.start(LINKS, 0.0, WALL)
+    assert check.totals(LINKS).site["isp"] == 0.0
+    (tmp_path / "availability.json").write_text(
+        json.dumps({"open": [{"cause": "isp", "kind": "wan", "link": "ptcl", "isp": "PTCL",
+                              "device": "", "interface": "", "start": "x", "counted": "y"}]})
+    )  # fmt: skip
+    AvailabilityCheck(tmp_path).start(LINKS, 0.0, WALL)
+    assert outages(tmp_path) == []
