@@ -101,10 +101,13 @@ def _line(record: Record) -> str:
 def _parse(line: str) -> Record | None:
     try:
         data = json.loads(line)
-        cls = _TYPES[data.pop("type")]
-        return cls(**data)
+        record = _TYPES[data.pop("type")](**data)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+    times = (
+        (record.start, record.seconds) if isinstance(record, OutageRecord) else (record.finished,)
+    )
+    return record if all(isinstance(t, int | float) for t in times) else None
 
 
 class Ledger:

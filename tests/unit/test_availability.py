@@ -173,9 +173,10 @@ def test_the_ledger_skips_a_torn_line_reads_an_outage_once_and_compacts(tmp_path
     for record in (old, new, new, CapacityRecord.of(test)):
         assert ledger.append(record)
     with open(ledger.path, "a") as handle:
+        handle.write('{"type":"outage","start":"x","seconds":1,"cause":"isp","kind":"wan"}\n')
         handle.write('{"type":"outage","start":17')  # the power went mid-write
     assert list(ledger.records()) == [old, new, CapacityRecord.of(test)]
-    assert ledger.errors["torn"] == 1
+    assert ledger.errors["torn"] == 2
     ledger.compact(WALL + 10)
     assert list(ledger.records()) == [new, CapacityRecord.of(test)]
     lines = ledger.path.read_text().splitlines()
