@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .ledger import LEDGER_CAUSES, CapacityRecord, Ledger, OutageRecord
 
-DAY = 86400.0
 COLOURS = {"power": "#d97706", "isp": "#dc2626", "lan": "#2563eb", "agent": "#6b7280"}
 
 
