@@ -70,13 +70,15 @@ def _centre() -> tuple[SimulatedRouter, SimulatedRouter]:
 
 
 async def _isp_outages(router: SimulatedRouter, every: float, length: float) -> None:
-    """The ISP's line drops for `length` seconds at the end of every `every` seconds: the
-    router still answers, so the agent puts the loss on the ISP."""
+    """The ISP's line drops for `length` seconds at the start of every `every` seconds, the
+    first soon after the start, so the demo shows one at once: the router still answers, so
+    the agent puts the loss on the ISP."""
     while True:
-        await asyncio.sleep(every - length)
+        await asyncio.sleep(min(5.0, every - length))
         router.set_oper("ether1", False)
         await asyncio.sleep(length)
         router.set_oper("ether1", True)
+        await asyncio.sleep(max(0.0, every - length - 5.0))
 
 
 async def _isp_edge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -26,7 +26,7 @@ def test_the_demo_ledger_makes_a_report(tmp_path: Path) -> None:
     with out.open("w") as stdout, log.open("w") as stderr:
         demo = subprocess.Popen(
             [require("erozgar-agent"), "demo", "--listen", f"127.0.0.1:{port}",
-             "--isp-outage-every", "33", "--isp-outage-length", "30"],
+             "--isp-outage-every", "60", "--isp-outage-length", "25"],
             stdout=stdout, stderr=stderr,
         )  # fmt: skip
     isp = key("erozgar_link_unavailable_seconds_total", link="ptcl", cause="isp")
