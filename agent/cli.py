@@ -1,5 +1,6 @@
-"""Command line: run, check, speedtest, validate, demo. Exit codes are a contract (users, tests):
-0 ok, 1 a check failed (or the daemon could not start), 2 the config is invalid."""
+"""Command line: run, check, speedtest, validate, demo, report. Exit codes are a contract for
+users and tests: 0 ok, 1 a check failed (or the daemon could not start), 2 the config is
+invalid."""
 
 from __future__ import annotations
 
@@ -215,7 +216,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         asyncio.run(
-            run_demo(listen, outage_every=args.outage_every, outage_length=args.outage_length)
+            run_demo(
+                listen,
+                outage_every=args.outage_every,
+                outage_length=args.outage_length,
+                isp_outage_every=args.isp_outage_every,
+                isp_outage_length=args.isp_outage_length,
+            )
         )
     except OSError as exc:
         print(
@@ -226,7 +233,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime
+    from pathlib import Path
+
+    from .ledger import LEDGER_FILE, Ledger
+    from .report import from_ledger, render
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    year, month = args.month
+    tz = args.tz or datetime.now().astimezone().tzinfo
+    ledger = Ledger(Path(config.state_dir) / LEDGER_FILE)
+    links = {link.name: link.isp for link in config.links}
+    report = from_ledger(ledger, config.site.id, links, year, month, tz, time.time())
+    page = render(report)
+    if args.out is None:
+        sys.stdout.write(page)
+    else:
+        try:
+            Path(args.out).write_text(page, encoding="utf-8")
+        except OSError as exc:
+            print(f"--out: {args.out}: {exc.strerror}", file=sys.stderr)
+            return EXIT_FAILED
+    for link in report.links:
+        isp = link.total("isp") / 60
+        print(
+            f"{link.link}: {link.availability() * 100:.2f} % available, "
+            f"{isp:.1f} min lost to the ISP",
+            file=sys.stderr,
+        )
+    if not links:
+        print("no links: in the config; the report lists outages only", file=sys.stderr)
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
+    from .report import parse_month, parse_zone
+
     top = argparse.ArgumentParser(prog="erozgar-agent", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=f"erozgar-agent {__version__}")
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -312,7 +358,32 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="length of each simulated cut (default 60)",
     )
+    demo.add_argument(
+        "--isp-outage-every",
+        type=float,
+        default=300,
+        metavar="SECONDS",
+        help="period of the simulated ISP line drops (default 300)",
+    )
+    demo.add_argument(
+        "--isp-outage-length",
+        type=float,
+        default=40,
+        metavar="SECONDS",
+        help="length of each line drop (default 40; at least 20 s to go on record)",
+    )
     demo.set_defaults(func=_cmd_demo)
+
+    report = sub.add_parser(
+        "report", help="the month's availability and capacity report from the outage ledger"
+    )
+    report.add_argument("--config", required=True)
+    report.add_argument("--month", required=True, type=parse_month, metavar="YYYY-MM")
+    report.add_argument("--out", metavar="FILE", help="HTML file to write (default: stdout)")
+    report.add_argument(
+        "--tz", type=parse_zone, metavar="ZONE", help="time zone of the days (default: the box's)"
+    )
+    report.set_defaults(func=_cmd_report)
     return top
 
 

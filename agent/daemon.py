@@ -27,6 +27,7 @@ from exporters.service import ServiceCollector
 from exporters.web_config import WebGuard
 
 from . import __version__
+from .checks.availability import AvailabilityCheck
 from .checks.centre_power import CentrePower, power_view
 from .checks.service import ServiceCheck, site_view
 from .config import Config, DeviceSettings
@@ -82,7 +83,9 @@ async def serve(
     sessions = SnmpSessions()  # one for all SNMP devices (it keeps the v3 agents' clocks)
     state = AgentState(config.site.id, config.site.name, __version__)
     scheduler = MonotonicScheduler()
-    fleet = Fleet(state, scheduler, poller_factory(sessions))
+    # the ledger is the site's, not a device's: a reload keeps it (and its state_dir)
+    availability = AvailabilityCheck(config.state_dir)
+    fleet = Fleet(state, scheduler, poller_factory(sessions), availability.record_capacity)
     web_file = web_config_file or config.web_config_file
     gate = AuthGate(WebGuard(web_file)) if web_file else None
 
@@ -108,10 +111,15 @@ async def serve(
     registry.register(ServiceCollector(state))
     registry.register(CentrePowerCollector(state))
     service, power = ServiceCheck(), CentrePower()
+    availability.start(_isps(config), time.monotonic(), time.time())
 
     async def judge_service() -> None:  # on the loop, where the pollers write the state
         now = time.monotonic()
-        state.service = service.update(site_view(state, reloader.config), now)
+        view = site_view(state, reloader.config)
+        state.service = service.update(view, now)
+        state.availability = availability.update(
+            state.service, view.supplies, _isps(reloader.config), now, time.time()
+        )
         state.power = power.update(power_view(state, reloader.config), now)
 
     scheduler.add_job(judge_service, "interval", seconds=_SERVICE_SECONDS, id="service")
@@ -153,9 +161,15 @@ async def serve(
         if config_path is not None:
             loop.remove_signal_handler(signal.SIGHUP)
         scheduler.shutdown(wait=False)
+        availability.stop(time.monotonic(), time.time())
         await fleet.close()
         await sessions.close()
         server.stop()
+
+
+def _isps(config: Config) -> dict[str, str | None]:
+    """Each configured link and the ISP that sells it."""
+    return {link.name: link.isp for link in config.links}
 
 
 async def _keep_rendered(registry: TextRegistry) -> None:

@@ -8,8 +8,10 @@ centre until the generator takes the load, and the inverter's load moves to its 
 WAN link is probed as a site's would be: a TCP target, a DNS resolver (a small in-process one
 standing for the ISP's) asked for A and AAAA, and a web page whose first byte takes 120 ms; its
 capacity is tested once an hour against an iperf3 server the demo starts (the HTTP speed-test
-endpoint where iperf3 is not installed). Everything speaks the real protocols on 127.0.0.1; the
-agent is the same code as `run`.
+endpoint where iperf3 is not installed). The ISP's line (the router's ether1, the link "ptcl")
+drops now and then: those outages go into the outage ledger in the demo's state dir, and the
+demo prints the `erozgar-agent report` command that turns them into the month's page.
+Everything speaks the real protocols on 127.0.0.1; the agent is the same code as `run`.
 
 The simulators are imported inside the functions that build the centre, so that importing the
 product never loads them (tests/unit/test_import_boundaries.py).
@@ -18,6 +20,7 @@ product never loads them (tests/unit/test_import_boundaries.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import shutil
@@ -25,7 +28,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 from .config import parse_config
 from .daemon import serve
@@ -91,7 +98,25 @@ def _all_day_from_now() -> str:
     return f"{start:%H:%M}-{start - datetime.timedelta(minutes=1):%H:%M}"
 
 
-async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: float) -> None:
+async def _isp_outages(router: SimulatedRouter, every: float, length: float) -> None:
+    """The ISP's line drops for `length` seconds at the start of every `every` seconds, the
+    first soon after the start, so the demo shows one at once: the router still answers, so
+    the agent puts the loss on the ISP."""
+    while True:
+        await asyncio.sleep(min(5.0, every - length))
+        router.set_oper("ether1", False)
+        await asyncio.sleep(length)
+        router.set_oper("ether1", True)
+        await asyncio.sleep(max(0.0, every - length - 5.0))
+
+
+async def run_demo(
+    listen: tuple[str, int],
+    outage_every: float,
+    outage_length: float,
+    isp_outage_every: float = 300,
+    isp_outage_length: float = 40,
+) -> None:
     from simulators.dns_server import SimulatedDns
     from simulators.genset import SimulatedGenset
     from simulators.inverter import SimulatedInverter
@@ -133,100 +158,107 @@ async def run_demo(listen: tuple[str, int], outage_every: float, outage_length: 
         "max_bytes_per_day": 10**12,  # loopback moves gigabytes a second
     }
     state_dir = tempfile.mkdtemp(prefix="erozgar-demo-")
-    config = parse_config(
-        {
-            "site": {"id": "DEMO-001", "name": "e-Rozgar Centre (simulated)"},
-            "listen": f"{listen[0]}:{listen[1]}",
-            "state_dir": state_dir,
-            "snmp": [
-                {
-                    "name": "core-router",
-                    "address": f"{router_host}:{router_port}",
-                    "community": _DEMO_COMMUNITY,
-                    "interval": 5,
-                    "interfaces": [
-                        {
-                            "name": "ether1",
-                            "role": "wan",
-                            "capacity_down_mbps": 100,
-                            "capacity_up_mbps": 20,
-                        },
-                        {"name": "ether2", "role": "uplink"},
-                    ],
-                },
-                {
-                    "name": "sw-floor1",
-                    "address": f"{switch_host}:{switch_port}",
-                    "community": _DEMO_COMMUNITY,
-                    "interval": 10,
-                },
-            ],
-            "modbus": [
-                {
-                    "name": "ups-rack",
-                    "address": f"{ups_host}:{ups_port}",
-                    "unit": 1,
-                    "profile": "apc-smart-ups",
-                    "interval": 5,
-                    # The simulated battery's datasheet, so battery health has a nameplate.
-                    "battery_runtimecal": list(ups.runtimecal()),
-                },
-            ],
-            "genset": [
-                {"name": "genset", "address": f"{genset_host}:{genset_port}", "interval": 5},
-            ],
-            "inverter": [
-                {
-                    "name": "inverter-roof",
-                    "address": f"{inverter_host}:{inverter_port}",
-                    "profile": "deye-sunsynk-1p",
-                    "interval": 5,
-                },
-            ],
-            "links": [
-                {
-                    "name": "ptcl-fibre",
-                    "isp": "PTCL",
-                    "device": "core-router",
-                    "interface": "ether1",
-                    "interval": 10,
-                    "count": 3,
-                    "spacing": 0.2,
-                    "targets": [{"name": "web", "address": web_host, "tcp_port": web_port}],
-                    "dns": {
-                        "query": "www.pseb.test",
-                        "types": ["A", "AAAA"],
-                        "resolvers": [
-                            {"name": "isp", "address": f"{resolver_host}:{resolver_port}"}
-                        ],
+    settings = {
+        "site": {"id": "DEMO-001", "name": "e-Rozgar Centre (simulated)"},
+        "listen": f"{listen[0]}:{listen[1]}",
+        "state_dir": state_dir,
+        "snmp": [
+            {
+                "name": "core-router",
+                "address": f"{router_host}:{router_port}",
+                "community": _DEMO_COMMUNITY,
+                "interval": 5,
+                "interfaces": [
+                    {
+                        "name": "ether1",
+                        "role": "wan",
+                        "capacity_down_mbps": 100,
+                        "capacity_up_mbps": 20,
                     },
-                    "http": [{"name": "pseb", "url": f"http://{web_host}:{web_port}/"}],
-                    "capacity_test": capacity_test,
+                    {"name": "ether2", "role": "uplink"},
+                ],
+            },
+            {
+                "name": "sw-floor1",
+                "address": f"{switch_host}:{switch_port}",
+                "community": _DEMO_COMMUNITY,
+                "interval": 10,
+            },
+        ],
+        "modbus": [
+            {
+                "name": "ups-rack",
+                "address": f"{ups_host}:{ups_port}",
+                "unit": 1,
+                "profile": "apc-smart-ups",
+                "interval": 5,
+                # The simulated battery's datasheet, so battery health has a nameplate.
+                "battery_runtimecal": list(ups.runtimecal()),
+            },
+        ],
+        "genset": [
+            {"name": "genset", "address": f"{genset_host}:{genset_port}", "interval": 5},
+        ],
+        "inverter": [
+            {
+                "name": "inverter-roof",
+                "address": f"{inverter_host}:{inverter_port}",
+                "profile": "deye-sunsynk-1p",
+                "interval": 5,
+            },
+        ],
+        "links": [
+            {
+                "name": "ptcl",
+                "isp": "PTCL",
+                "device": "core-router",
+                "interface": "ether1",
+                "interval": 10,
+                "count": 3,
+                "spacing": 0.2,
+                "targets": [{"name": "web", "address": web_host, "tcp_port": web_port}],
+                "dns": {
+                    "query": "www.pseb.test",
+                    "types": ["A", "AAAA"],
+                    "resolvers": [{"name": "isp", "address": f"{resolver_host}:{resolver_port}"}],
                 },
-            ],
-        },
-        source="demo",
-    )
+                "http": [{"name": "pseb", "url": f"http://{web_host}:{web_port}/"}],
+                "capacity_test": capacity_test,
+            },
+        ],
+    }
+    config = parse_config(settings, source="demo")
+    # the config as a file, for `erozgar-agent report` on the demo's ledger
+    config_file = Path(state_dir) / "demo.yml"
+    config_file.touch(mode=0o600)  # it holds the community
+    config_file.write_text(yaml.safe_dump(settings), encoding="utf-8")
     print(
         f"Simulated centre DEMO-001 is up: core-router on udp {router_host}:{router_port}, "
         f"sw-floor1 on udp {switch_host}:{switch_port}, ups-rack (APC, Modbus/TCP) on "
         f"{ups_host}:{ups_port}, genset (DSE, Modbus/TCP) on {genset_host}:{genset_port}, "
-        f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}, link ptcl-fibre "
+        f"inverter-roof (Deye, Modbus/TCP) on {inverter_host}:{inverter_port}, link ptcl "
         f"probed by TCP, DNS (udp {resolver_host}:{resolver_port}) and HTTP "
         f"(http://{web_host}:{web_port}/); the grid goes "
         f"for {outage_length:g} s every {outage_every:g} s, the generator takes the load "
-        f"{start_delay:g} s into each cut; the link ptcl-fibre is capacity-tested every hour "
+        f"{start_delay:g} s into each cut; the ISP's line drops for {isp_outage_length:g} s every "
+        f"{isp_outage_every:g} s; the link is capacity-tested every hour "
         f"({'iperf3' if iperf3 else 'HTTP'} on 127.0.0.1).\n"
-        f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)",
+        f"Metrics: http://{listen[0]}:{listen[1]}/metrics   (Ctrl-C to stop)\n"
+        f"Monthly report: erozgar-agent report --config {config_file} "
+        f"--month {time.strftime('%Y-%m')} --out report.html",
         flush=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    outages = asyncio.create_task(_isp_outages(router, isp_outage_every, isp_outage_length))
     try:
         await serve(config, listen, stop)
     finally:
+        outages.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await outages
         await asyncio.gather(
             router.stop(),
             switch.stop(),

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from collectors.host import read_host
 from collectors.modbus.transport import GatewayPool
 
-from .checks.capacity import TICK_SECONDS, CapacityTester, contract_bps
+from .checks.capacity import TICK_SECONDS, CapacityResult, CapacityTester, contract_bps
 from .checks.link_quality import LinkProber
 from .config import Config, DeviceSettings, HostSettings, LinkSettings
 from .kinds import configured, kind_of
@@ -66,9 +66,14 @@ class Fleet:
     """Owns the scheduler's device, link and host jobs; `apply(config)` reconciles them."""
 
     def __init__(
-        self, state: AgentState, scheduler: MonotonicScheduler, factory: PollerFactory
+        self,
+        state: AgentState,
+        scheduler: MonotonicScheduler,
+        factory: PollerFactory,
+        record_capacity: Callable[[CapacityResult], object] = lambda result: None,
     ) -> None:
         self.state = state
+        self._record_capacity = record_capacity  # each finished capacity test, for the ledger
         self.scheduler = scheduler
         self.gateways = GatewayPool()
         self._factory = factory
@@ -185,7 +190,7 @@ class Fleet:
             self._capacity[name] = built
             # each run asks `due` first; a test ends well within 3 ticks (the stuck mark)
             self.scheduler.add_job(
-                CapacityTester(built[0], config, self.state).run,
+                CapacityTester(built[0], config, self.state, self._record_capacity).run,
                 "interval",
                 seconds=TICK_SECONDS,
                 id=f"capacity:{name}",

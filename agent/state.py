@@ -22,6 +22,7 @@ from .checks.power import UpsStatus
 from .checks.wan import WanStatus
 
 if TYPE_CHECKING:
+    from .checks.availability import AvailabilityTotals  # it imports checks/service.py
     from .checks.capacity import CapacityStatus  # it reads AgentState
     from .checks.centre_power import CentrePowerStatus  # it reads this module's classes
     from .checks.service import ServiceStatus  # agent/checks/service.py reads this module's classes
@@ -79,3 +80,5 @@ class AgentState:
     )
     power: CentrePowerStatus | None = None  # the centre's power source (checks/centre_power.py)
     capacity: dict[str, CapacityStatus] = field(default_factory=dict)  # capacity tests, by link
+    # seconds lost per cause, kept across restarts (checks/availability.py)
+    availability: AvailabilityTotals | None = None

@@ -28,6 +28,7 @@ import statistics
 import time
 import zlib
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -400,8 +401,16 @@ def utilisation(state: AgentState, link: LinkSettings) -> float | None:
 class CapacityTester:
     """The daemon's job for one link: every TICK_SECONDS, run a test when `due`."""
 
-    def __init__(self, link: LinkSettings, config: Config, state: AgentState) -> None:
+    def __init__(
+        self,
+        link: LinkSettings,
+        config: Config,
+        state: AgentState,
+        record: Callable[[CapacityResult], object] = lambda result: None,
+    ) -> None:
+        """`record` keeps each finished test for the monthly report (the outage ledger)."""
         assert link.capacity_test is not None
+        self.record = record
         self.link, self.test = link, link.capacity_test
         self.contract = contract_bps(config, link)
         self.state = state
@@ -449,6 +458,7 @@ class CapacityTester:
                 *self.contract, 0, late,
             )  # fmt: skip
         self.check.record(result, day)
+        self.record(result)
         self._samples.clear()  # the test's own traffic is in the port's next rates
         self.state.capacity[self.link.name] = self.check.status()
         line = describe(result, self.check.share)

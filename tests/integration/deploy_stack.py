@@ -153,11 +153,12 @@ def scrape_config(
 class VictoriaMetrics:
     """The shipped erozgar-victoriametrics.service on a loopback port; can stop and restart."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, retention: str = "1") -> None:
+        """`retention`: months (or 2y, ...); samples older than it are refused."""
         self.port = free_tcp_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "victoria-metrics.log"
-        env = {"EROZGAR_RETENTION": "1", "EROZGAR_VM_LISTEN": f"127.0.0.1:{self.port}"}
+        env = {"EROZGAR_RETENTION": retention, "EROZGAR_VM_LISTEN": f"127.0.0.1:{self.port}"}
         self.argv = unit_command(
             DEPLOY / "systemd" / "erozgar-victoriametrics.service", env, {"S": str(root)}
         )

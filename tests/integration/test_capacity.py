@@ -390,7 +390,7 @@ def test_the_demo_shows_a_capacity_test(iperf3: bool, tmp_path: Path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     method = "iperf3" if iperf3 else "http"
-    tests = f'erozgar_capacity_tests_total{{link="ptcl-fibre",method="{method}",result="pass"}}'
+    tests = f'erozgar_capacity_tests_total{{link="ptcl",method="{method}",result="pass"}}'
     try:
         deadline, text = time.monotonic() + 30, ""
         while time.monotonic() < deadline and not _value(text, tests):
@@ -401,7 +401,7 @@ def test_the_demo_shows_a_capacity_test(iperf3: bool, tmp_path: Path):
         demo.send_signal(signal.SIGINT)
         out, err = demo.communicate(timeout=30)
     assert _value(text, tests) == 1, err[-3000:]
-    assert "the link ptcl-fibre is capacity-tested every hour" in out
+    assert "the link is capacity-tested every hour" in out
     assert f"({method if iperf3 else 'HTTP'} on 127.0.0.1)" in out
     assert "Traceback" not in err
-    assert (_value(text, 'erozgar_capacity_upload_bytes_per_second{link="ptcl-fibre"}') or 0) > 0
+    assert (_value(text, 'erozgar_capacity_upload_bytes_per_second{link="ptcl"}') or 0) > 0

@@ -289,7 +289,7 @@ def test_demo_probes_dns_and_http():
     found: dict = {}
     try:
         deadline = time.monotonic() + 20
-        while get(found, "erozgar_link_http_status_code", link="ptcl-fibre", target="pseb") is None:
+        while get(found, "erozgar_link_http_status_code", link="ptcl", target="pseb") is None:
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
             assert time.monotonic() < deadline, "no HTTP probe in the demo's metrics in 20 s"
             time.sleep(0.5)
@@ -298,11 +298,11 @@ def test_demo_probes_dns_and_http():
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=10)
-    dns = {"link": "ptcl-fibre", "resolver": "isp"}
+    dns = {"link": "ptcl", "resolver": "isp"}
     assert get(found, "erozgar_link_dns_up", **dns, type="A") == 1
     assert get(found, "erozgar_link_dns_answer_records", **dns, type="AAAA") == 1
     processing = get(
-        found, "erozgar_link_http_duration_seconds", link="ptcl-fibre", target="pseb",
+        found, "erozgar_link_http_duration_seconds", link="ptcl", target="pseb",
         phase="processing",
     )  # fmt: skip
     assert processing is not None and 0.12 <= processing < 1

@@ -49,6 +49,11 @@ def test_fleet_benchmark_produces_its_figures(tmp_path: Path) -> None:
     assert r["vmalert_groups"] and all(
         g["iterations"] >= 3 for g in r["vmalert_groups"].values()
     ), r["vmalert_groups"]
+    # the hourly and slower groups, timed as one evaluation each: they answer, without errors
+    assert r["slow_groups"] and all(
+        g["seconds"] > 0 and not g["errors"] for g in r["slow_groups"].values()
+    ), r["slow_groups"]
+    assert "Groups with their own interval, one evaluation each" in results.read_text()
     for board in ("erozgar-fleet", "erozgar-centre"):
         queries = r["queries"][board]["queries"]
         assert len(queries) >= 10, board

@@ -312,3 +312,25 @@ def test_the_daemon_job_waits_on_battery_and_while_the_port_is_busy(
         "link ptcl: capacity test waits: the line is busy (40% of its contract within 5 min, "
         "threshold 30%)",
     ]
+
+
+def test_the_daemon_job_hands_each_finished_test_to_the_ledger(tmp_path: Path):
+    """What the tester ran, failed or not, reaches `record` (the outage ledger, for the
+    monthly report) as the check keeps it: nothing listens on port 9, so the test fails."""
+    from agent.checks.capacity import CapacityTester
+    from agent.state import AgentState
+
+    start = datetime.now() - timedelta(minutes=31)  # past the fleet spread of its one run
+    window = f"{start:%H:%M}-{start + timedelta(hours=1):%H:%M}"
+    link = {**LINK, "device": None, "interface": None, "isp": "PTCL"}
+    test = {"iperf3": "127.0.0.1:9", "window": window, "capacity_down_mbps": 100}
+    config = parse_config({"site": {"id": "S"}, "state_dir": str(tmp_path),
+                           "links": [{**link, "capacity_test": test}]})  # fmt: skip
+    recorded: list[CapacityResult] = []
+    tester = CapacityTester(config.links[0], config, AgentState("S", "", "0"), recorded.append)
+    result = asyncio.run(tester.run())
+    assert result is not None and result.error.startswith("link ptcl: ")
+    assert recorded == [result]
+    assert (result.link, result.isp, result.contract_down_bps) == ("ptcl", "PTCL", 100e6)
+    assert asyncio.run(tester.run()) is None  # one run a day: not again
+    assert recorded == [result]

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from agent.checks.availability import AvailabilityTotals
 from agent.checks.capacity import CapacityResult, CapacityStatus
 from agent.checks.centre_power import SOURCES, CentrePowerStatus
 from agent.checks.genset import StartRecord
@@ -36,6 +37,7 @@ from agent.checks.service import CAUSES, Loss, ServiceStatus
 from agent.checks.wan import WanStatus
 from agent.config import parse_config
 from agent.kinds.nut import nut_poller
+from agent.ledger import LEDGER_CAUSES
 from agent.reload import ReloadStatus
 from agent.schedule import MonotonicScheduler
 from agent.state import AgentState, DeviceState, RouterStatus
@@ -175,6 +177,8 @@ def _rare_states(state: AgentState) -> None:
     )
     active = MappingProxyType({cause: True for cause in CAUSES})
     state.service = ServiceStatus(losses, active, MappingProxyType(dict.fromkeys(CAUSES, 1)))
+    seconds = MappingProxyType(dict.fromkeys(LEDGER_CAUSES, 60.0))
+    state.availability = AvailabilityTotals(seconds, MappingProxyType({"ptcl": seconds}))
     genset = state.devices["modbus-dse-gencomm"].name  # its start watch measured one start
     state.power = CentrePowerStatus(
         "generator",
