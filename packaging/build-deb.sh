@@ -131,7 +131,8 @@ build() {  # build NAME ARCH STAGE EXTRA-SUBSTITUTIONS...
     | xargs -0r md5sum >DEBIAN/md5sums)
   sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$parch/" -e "s/@PYVER@/$pyver/" -e "s/@GLIBC@/${glibc:-}/" \
     -e "s/@PYNEXT@/${pyver%.*}.$((${pyver#*.} + 1))/" \
-    -e "s/@SIZE@/$(du -sk --exclude=DEBIAN "$dir" | cut -f1)/" "$src/control" >"$dir/DEBIAN/control"
+    -e "s/@SIZE@/$(du -sk --apparent-size --exclude=DEBIAN "$dir" | cut -f1)/" \
+    "$src/control" >"$dir/DEBIAN/control"  # apparent: blocks of unwritten-back files read 0
   find "$dir" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   chmod -R u+rwX,go+rX,go-w "$dir"
   dpkg-deb --root-owner-group --threads-max=1 -Zxz --build "$dir" \
