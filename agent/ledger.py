@@ -19,7 +19,6 @@ never fatal: an unreadable file reads as empty and is logged.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
-from .persist import _fsync_dir
+from .persist import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -178,18 +177,10 @@ class Ledger:
             return  # records() logged it
         if lines == len(kept):
             return  # nothing to drop: no rewrite (a flash card's writes are finite)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.writelines(_line(r) for r in kept)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            replace_atomically(self.path, "".join(_line(r) for r in kept))
         except OSError as exc:
             self.errors["write"] += 1
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             log.error("ledger %s cannot be compacted (%s)", self.path, exc.strerror)
 
 

@@ -88,19 +88,11 @@ class JsonStateFile:
     def save(self, data: dict[str, Any]) -> bool:
         """Write `data` atomically; False (logged once per failure streak) when it failed."""
         text = json.dumps(data, separators=(",", ":"), sort_keys=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            replace_atomically(self.path, text)
         except OSError as exc:
             self.errors["write"] += 1
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             if not self._write_failing:
                 log.error(
                     "state file %s cannot be written (%s); going on from memory, "
@@ -114,6 +106,24 @@ class JsonStateFile:
             log.info("state file %s written again", self.path)
             self._write_failing = False
         return True
+
+
+def replace_atomically(path: Path, text: str) -> None:
+    """Put `text` in `path` so that a crash leaves the old or the new file, never a torn one:
+    a temporary file beside it, fsynced, renamed over it, the directory fsynced. OSError when
+    it could not (the temporary file is gone then)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _fsync_dir(directory: Path) -> None:
