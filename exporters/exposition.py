@@ -2,8 +2,9 @@
 
 prometheus_client formats every sample on every scrape, about 7 us a sample: 70 ms at 10,000
 series, seconds at a hub's million. Most samples only change when a poll replaces a device's
-immutable status snapshot, so AgentCollector renders those once per snapshot, between polls on
-the event loop (`prerender`, exporters/prometheus.py), and a scrape only assembles bytes: the
+immutable status snapshot, so AgentCollector renders those at most once per snapshot, on the
+event loop (exporters/prometheus.py): between polls for a device whose text a scrape read
+(`prerender`), else when the next scrape asks for it. A scrape only assembles bytes, and the
 values are at most one prerender period (1 s, agent/daemon.py) behind the latest poll. A
 family's samples may come from many devices; `Assembler` keeps each family's one HELP/TYPE pair
 and lists every device's lines under it, in first-use order, so the text is byte for byte what
