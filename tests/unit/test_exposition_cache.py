@@ -335,3 +335,37 @@ def test_the_cached_text_is_held_compressed_and_a_gzip_scrape_is_one_member():
     assert reader.decompress(body) == plain
     assert (reader.eof, reader.unused_data) == (True, b"")
     assert gzip.decompress(body) == plain
+
+
+def test_the_own_formatter_writes_what_prometheus_client_writes_for_awkward_families():
+    """exporters/exposition.py formats families itself (prometheus_client's Sample objects cost
+    about 4.4 us each): escapes, special values, timestamps, every type, OpenMetrics-only
+    samples, byte for byte as generate_latest writes them."""
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        InfoMetricFamily,
+        SummaryMetricFamily,
+    )
+
+    gauge = GaugeMetricFamily("erozgar_odd", 'Back\\slash,\nnew line "quoted"', labels=["b", "a"])
+    for n, value in enumerate((float("nan"), float("inf"), -float("inf"), 1e22, 1234567.0, -0.0)):
+        gauge.add_metric([f'x\\y\n"{n}"', "é ü"], value)
+    gauge.add_metric(["stamped", "z"], 2.5, timestamp=1.7e9 + 0.123)
+    counter = CounterMetricFamily("erozgar_bytes", "Bytes.", labels=["port"])
+    counter.add_metric(["Gi0/1"], 10**15)
+    created = CounterMetricFamily("erozgar_made", "With _created.", labels=["port"])
+    created.add_metric(["Gi0/1"], 3, created=1.7e9)
+    info = InfoMetricFamily("erozgar_thing", "Identity.", labels=["device"])
+    info.add_metric(["sw"], {"descr": 'Cisco "IOS"\\15'})
+    histogram = HistogramMetricFamily("erozgar_rtt_seconds", "RTT.", labels=["target"])
+    histogram.add_metric(["gw"], [("0.005", 1), ("+Inf", 3)], 0.02)
+    summary = SummaryMetricFamily("erozgar_poll_seconds", "Polls.", labels=["device"])
+    summary.add_metric(["sw"], 4, 1.5)
+    unlabelled = GaugeMetricFamily("erozgar_plain", "No labels.", value=7)
+    families = [gauge, counter, created, info, histogram, summary, unlabelled]
+    for family in families:
+        ((_, header, samples),) = exposition.render([family])
+        written = exposition.unpack(header) + exposition.unpack(samples)
+        assert written == generate_latest(exposition._One(family)), family.name
