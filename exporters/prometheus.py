@@ -29,6 +29,8 @@ from .power import battery_families
 _T = TypeVar("_T")
 # How long a scrape waits for the loop to render the devices polled since their text was read.
 RENDER_WAIT_SECONDS = 1.0
+# What a device's text was rendered from (_rendered_from), and its families rendered.
+_Entry = tuple[tuple[object, ...], list[Rendered]]
 
 
 def build_registry(state: AgentState) -> TextRegistry:
@@ -49,8 +51,7 @@ class AgentCollector(Collector):
 
     def __init__(self, state: AgentState) -> None:
         self.state = state
-        # device name -> (what its text was rendered from, its families rendered)
-        self._rendered: dict[str, tuple[tuple[object, ...], list[Rendered]]] = {}
+        self._rendered: dict[str, _Entry] = {}  # by device name
         self._read: set[str] = set()  # devices whose rendered text a scrape has read
         self._loop: asyncio.AbstractEventLoop | None = None  # where prerender runs
 
@@ -87,25 +88,25 @@ class AgentCollector(Collector):
         receive of the poll loop waits out the switch interval (5 ms) meanwhile. Only when the
         loop does not answer within RENDER_WAIT_SECONDS (or runs no more) is it formatted here.
         """
-        wanted = [device for device in devices if self._unread_change(device)]
+        cache = self._rendered
+        wanted = [d for d in devices if self._unread_change(d, cache.get(d.name))]
         if wanted:
             self._render_on_loop(wanted)
-        cache = self._rendered
-        out = [
-            render(_fresh(_device_families, device))
-            if self._unread_change(device)
-            else cache[device.name][1]
-            for device in devices
-        ]
+        out = []
+        for device in devices:
+            entry = cache.get(device.name)
+            if entry is None or self._unread_change(device, entry):
+                out.append(render(_fresh(_device_families, device)))
+            else:
+                out.append(entry[1])
         # Read from now on. A render on the loop in between may lose its mark: prerender then
         # renders that device's next change once more, which costs time, never freshness.
         self._read.update(device.name for device in devices)
         return out
 
-    def _unread_change(self, device: DeviceState) -> bool:
+    def _unread_change(self, device: DeviceState, entry: _Entry | None) -> bool:
         """No text yet, or a change since the text was rendered that prerender leaves alone:
         no scrape read that text."""
-        entry = self._rendered.get(device.name)
         return entry is None or (
             device.name not in self._read and entry[0] != _rendered_from(device)
         )
