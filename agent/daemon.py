@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 # How often the losses of service are judged from the latest polls and probes (cheap: no I/O).
 _SERVICE_SECONDS = 1.0
-# How often /metrics text is rendered for the devices polled since (exporters/exposition.py).
+# How often /metrics text is rendered for the devices polled since a scrape read their text
+# (exporters/prometheus.py AgentCollector.prerender).
 _PRERENDER_SECONDS = 1.0
 
 
@@ -174,7 +175,9 @@ def _isps(config: Config) -> dict[str, str | None]:
 
 async def _keep_rendered(registry: TextRegistry) -> None:
     """Renders /metrics text on the loop as polls replace the state, so a scrape only assembles
-    it. Not a scheduler job: its runs would count as polls in the start-delay figures."""
+    it (a device no scrape read since its last rendering waits for the next scrape's request).
+    It also tells the collector which loop the scrapes' requests go to. Not a scheduler job: its
+    runs would count as polls in the start-delay figures."""
     while True:
         try:
             await registry.prerender()

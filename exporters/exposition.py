@@ -2,8 +2,9 @@
 
 prometheus_client formats every sample on every scrape, about 7 us a sample: 70 ms at 10,000
 series, seconds at a hub's million. Most samples only change when a poll replaces a device's
-immutable status snapshot, so AgentCollector renders those once per snapshot, between polls on
-the event loop (`prerender`, exporters/prometheus.py), and a scrape only assembles bytes: the
+immutable status snapshot, so AgentCollector renders those at most once per snapshot, on the
+event loop (exporters/prometheus.py): between polls for a device whose text a scrape read
+(`prerender`), else when the next scrape asks for it. A scrape only assembles bytes, and the
 values are at most one prerender period (1 s, agent/daemon.py) behind the latest poll. A
 family's samples may come from many devices; `Assembler` keeps each family's one HELP/TYPE pair
 and lists every device's lines under it, in first-use order, so the text is byte for byte what
@@ -35,7 +36,9 @@ from typing import Any, Protocol, runtime_checkable
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, gzip_accepted
 from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 # (family name, b"# HELP ...\n# TYPE ...\n", sample lines), the two texts `pack`ed
 Rendered = tuple[str, bytes, bytes]
@@ -123,14 +126,71 @@ class _One:
 def render(families: Iterable[Metric]) -> list[Rendered]:
     """Each family as prometheus_client writes it, split into its header and its samples."""
     out = []
+    labels: dict[tuple[tuple[str, str], ...], str] = {}  # a port's labels recur in its families
     for family in families:
-        text = generate_latest(_One(family))  # type: ignore[arg-type]
+        text = _format(family, labels)
+        if text is None:  # what _format does not write: prometheus_client's own function
+            text = generate_latest(_One(family))  # type: ignore[arg-type]
         split = text.index(b"\n", text.index(b"\n") + 1) + 1  # after "# HELP" and "# TYPE"
         header = _SHARED.get(text[:split])
         if header is None:
             header = _SHARED[text[:split]] = pack(text[:split])
         out.append((_SHARED.setdefault(family.name, family.name), header, pack(text[split:])))
     return out
+
+
+# The type generate_latest writes for an OpenMetrics type, and the suffix it adds to the name.
+_TYPES = {"counter": ("counter", "_total"), "info": ("gauge", "_info"),
+          "stateset": ("gauge", ""), "gaugehistogram": ("histogram", ""),
+          "unknown": ("untyped", "")}  # fmt: skip
+_OPENMETRICS_ONLY = ("_created", "_gsum", "_gcount")  # moved by generate_latest: not here
+# Sample and label names as written: they are few, and the escaping is a regular expression.
+_METRIC_NAMES: dict[str, str] = {}
+_LABEL_NAMES: dict[str, str] = {}
+
+
+def _escaped(name: str, written: dict[str, str], escape: Callable[[str], str]) -> str:
+    known = written.get(name)
+    if known is None:
+        known = written[name] = escape(name)
+    return known
+
+
+def _format(family: Metric, labels: dict[tuple[tuple[str, str], ...], str]) -> bytes | None:
+    """What generate_latest writes for this one family, or None for a family with
+    OpenMetrics-only samples: the same escaping functions, line for line (compared in
+    tests/unit/test_exposition_cache.py), without its per-sample closures and formatting of
+    each sample's labels again. A 30-port switch's 525 samples: 0.8 ms instead of 2.0 ms.
+    `labels` keeps the label sets written so far as text: a port's recur in every family."""
+    moved = {family.name + suffix for suffix in _OPENMETRICS_ONLY}
+    if any(sample.name in moved for sample in family.samples):
+        return None
+    kind, suffix = _TYPES.get(family.type, (family.type, ""))
+    name = escape_metric_name(family.name + suffix)
+    doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    lines = [f"# HELP {name} {doc}\n# TYPE {name} {kind}\n"]
+    for sample in family.samples:
+        line = _escaped(sample.name, _METRIC_NAMES, escape_metric_name)
+        if sample.labels:
+            key = tuple(sample.labels.items())
+            text = labels.get(key)
+            if text is None:
+                text = labels[key] = _label_text(key)
+            line += text
+        stamp = "" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}"
+        lines.append(f"{line} {floatToGoString(sample.value)}{stamp}\n")
+    return "".join(lines).encode()
+
+
+def _label_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    """{name="value",...} sorted by name, escaped as generate_latest escapes them."""
+    text = ",".join(
+        f'{_escaped(key, _LABEL_NAMES, escape_label_name)}="'
+        + value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+        + '"'
+        for key, value in sorted(pairs)
+    )
+    return f"{{{text}}}"
 
 
 class Assembler:

@@ -10,6 +10,7 @@ staleness shows in `erozgar_device_last_success_timestamp_seconds`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -26,6 +27,10 @@ from .links import link_families
 from .power import battery_families
 
 _T = TypeVar("_T")
+# How long a scrape waits for the loop to render the devices polled since their text was read.
+RENDER_WAIT_SECONDS = 1.0
+# What a device's text was rendered from (_rendered_from), and its families rendered.
+_Entry = tuple[tuple[object, ...], list[Rendered]]
 
 
 def build_registry(state: AgentState) -> TextRegistry:
@@ -46,8 +51,9 @@ class AgentCollector(Collector):
 
     def __init__(self, state: AgentState) -> None:
         self.state = state
-        # device name -> (what its text was rendered from, its families rendered)
-        self._rendered: dict[str, tuple[tuple[object, ...], list[Rendered]]] = {}
+        self._rendered: dict[str, _Entry] = {}  # by device name
+        self._read: set[str] = set()  # devices whose rendered text a scrape has read
+        self._loop: asyncio.AbstractEventLoop | None = None  # where prerender runs
 
     def collect(self) -> Iterator[Metric]:
         out = Families()
@@ -60,41 +66,103 @@ class AgentCollector(Collector):
         return iter([*out, *link_families(state)])
 
     def render_chunks(self) -> list[bytes]:
-        """What generate_latest writes for collect(), byte for byte, as of the latest
-        prerender: each device's families are formatted once per change of its state, on the
-        loop (exporters/exposition.py); a device prerender has not seen yet is formatted here."""
+        """What generate_latest writes for collect(), byte for byte: each device's families as
+        formatted once per change of its state, on the loop (exporters/exposition.py)."""
         text = Assembler()
         state = self.state
         text.add(render(_fresh(_agent_info, state)))
-        devices = list(state.devices.values())
-        cache = self._rendered
-        for device in devices:
-            # As prerender left it: at most its period behind the latest poll. Rendering here
-            # what changed since would hold the GIL in this thread, and every UDP send or
-            # receive of the poll loop waits out the switch interval (5 ms) meanwhile.
-            entry = cache.get(device.name)
-            text.add(render(_fresh(_device_families, device)) if entry is None else entry[1])
+        for rendered in self._current(list(state.devices.values())):
+            text.add(rendered)
         if state.host is not None:
             text.add(render(_fresh(_host, state)))
         text.add(render(link_families(state)))
         return text.chunks()
 
+    def _current(self, devices: list[DeviceState]) -> list[list[Rendered]]:
+        """Each device's text for a scrape, in the scrape's thread.
+
+        A device prerender keeps rendered (its text was read since) is served as prerender left
+        it: at most its period behind the latest poll. One prerender skipped (polled again
+        before any scrape read its text) or never saw is rendered now, on the loop, while the
+        scrape waits: formatting it in this thread would hold the GIL, and every UDP send or
+        receive of the poll loop waits out the switch interval (5 ms) meanwhile. Only when the
+        loop does not answer within RENDER_WAIT_SECONDS (or runs no more) is it formatted here.
+        """
+        cache = self._rendered
+        wanted = [d for d in devices if self._unread_change(d, cache.get(d.name))]
+        if wanted:
+            self._render_on_loop(wanted)
+        out = []
+        for device in devices:
+            entry = cache.get(device.name)
+            if entry is None or self._unread_change(device, entry):
+                out.append(render(_fresh(_device_families, device)))
+            else:
+                out.append(entry[1])
+        # Read from now on. A render on the loop in between may lose its mark: prerender then
+        # renders that device's next change once more, which costs time, never freshness.
+        self._read.update(device.name for device in devices)
+        return out
+
+    def _unread_change(self, device: DeviceState, entry: _Entry | None) -> bool:
+        """No text yet, or a change since the text was rendered that prerender leaves alone:
+        no scrape read that text."""
+        return entry is None or (
+            device.name not in self._read and entry[0] != _rendered_from(device)
+        )
+
+    def _render_on_loop(self, devices: list[DeviceState]) -> None:
+        """Render the devices on the prerender's loop and wait for it, up to a bound."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return
+        try:
+            if asyncio.get_running_loop() is loop:
+                return  # called on the loop itself: waiting for it would wait forever
+        except RuntimeError:
+            pass  # the usual case: a scrape thread runs no loop
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._render_all(devices), loop)
+        except RuntimeError:  # closed since: the daemon is stopping
+            return
+        try:
+            future.result(timeout=RENDER_WAIT_SECONDS)
+        except (TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()  # what is left is formatted in the scrape's thread
+
     async def prerender(self) -> None:
-        """Render every device whose state changed since it was last rendered, one device per
-        turn of the event loop: a scrape then only assembles (rendering a hub's 2,500 switches
-        takes seconds) and a poll waits for one device's rendering at most. The cache is
-        written here alone, on the loop, so a scrape thread never races it and the long-lived
-        text is not scattered over the scrape threads' malloc arenas."""
+        """Render every device whose state changed since it was last rendered and whose text a
+        scrape has read since (or that has none), one device per turn of the event loop: a
+        scrape then only assembles (rendering a hub's 2,500 switches takes seconds) and a poll
+        waits for one device's rendering at most. A device polled again before any scrape read
+        its text is left to the next scrape, which asks the loop for it (`_current`): when
+        polls outnumber scrapes, most polls' text would be rendered for nobody. The cache is
+        written on the loop alone, so a scrape thread never races it and the long-lived text
+        is not scattered over the scrape threads' malloc arenas."""
+        self._loop = asyncio.get_running_loop()
         devices = list(self.state.devices.values())
+        read = self._read
+        await self._render_all(
+            [
+                device
+                for device in devices
+                if device.name in read or device.name not in self._rendered
+            ]
+        )
+        for name in self._rendered.keys() - {device.name for device in devices}:
+            del self._rendered[name]  # gone after a reload
+            read.discard(name)
+
+    async def _render_all(self, devices: list[DeviceState]) -> None:
+        """Render each device whose state changed since its text was rendered, one per turn."""
         for device in devices:
             entry = self._rendered.get(device.name)
             if entry is None or entry[0] != _rendered_from(device):
                 # the key is read before the families: a change in between renders again
                 key = _rendered_from(device)
                 self._rendered[device.name] = (key, render(_fresh(_device_families, device)))
+                self._read.discard(device.name)
                 await asyncio.sleep(0)
-        for name in self._rendered.keys() - {device.name for device in devices}:
-            del self._rendered[name]  # gone after a reload
 
 
 def _rendered_from(device: DeviceState) -> tuple[object, ...]:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from collectors.readings import InterfaceSample, SnmpReading
 
@@ -91,14 +91,15 @@ class InterfaceStatus:
     out_discard_ratio: float | None = None
 
     def utilization(self, direction: str) -> float | None:
-        rate, capacity = (
-            (self.receive_bps, self.receive_capacity_bps)
-            if direction == "receive"
-            else (self.transmit_bps, self.transmit_capacity_bps)
-        )
-        if rate is None or not capacity:
-            return None
-        return rate / capacity
+        if direction == "receive":
+            return _utilization(self.receive_bps, self.receive_capacity_bps)
+        return _utilization(self.transmit_bps, self.transmit_capacity_bps)
+
+
+def _utilization(rate: float | None, capacity: float | None) -> float | None:
+    if rate is None or not capacity:
+        return None
+    return rate / capacity
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +290,19 @@ class BandwidthCheck:
         self._note(sample.name, verdicts, conditions)
         same_run = previous is not None and restart is None
         line_rate = sample.speed_bps if sample.speed_bps and is_physical(sample) else None
-        status = InterfaceStatus(
+        receive_bps, transmit_bps = (rx.rate_bps if rx else None), (tx.rate_bps if tx else None)
+        receive_capacity = down * 1e6 if down else line_rate
+        transmit_capacity = up * 1e6 if up else line_rate
+        threshold = setting.saturation_threshold if setting else 0.9
+        saturated = self._saturated
+        # judged before the status is built: one frozen instance per port, not two (replace)
+        rates = (("receive", receive_bps, receive_capacity),
+                 ("transmit", transmit_bps, transmit_capacity))  # fmt: skip
+        for direction, rate, capacity in rates:
+            utilization = _utilization(rate, capacity)
+            if utilization is not None and elapsed and utilization >= threshold:
+                saturated[(sample.name, direction)] += elapsed
+        return InterfaceStatus(
             name=sample.name,
             role=role,
             oper_up=sample.oper_up,
@@ -298,28 +311,20 @@ class BandwidthCheck:
             counter_bits=sample.counter_bits,
             receive_bytes_total=rx.total if rx else None,
             transmit_bytes_total=tx.total if tx else None,
-            receive_bps=rx.rate_bps if rx else None,
-            transmit_bps=tx.rate_bps if tx else None,
-            receive_capacity_bps=down * 1e6 if down else line_rate,
-            transmit_capacity_bps=up * 1e6 if up else line_rate,
+            receive_bps=receive_bps,
+            transmit_bps=transmit_bps,
+            receive_capacity_bps=receive_capacity,
+            transmit_capacity_bps=transmit_capacity,
             in_errors=sample.in_errors,
             out_errors=sample.out_errors,
             in_discards=sample.in_discards,
             out_discards=sample.out_discards,
+            receive_saturated_seconds=saturated[(sample.name, "receive")],
+            transmit_saturated_seconds=saturated[(sample.name, "transmit")],
             in_error_ratio=_share(previous, sample, "in_errors", "in_packets", same_run),
             out_error_ratio=_share(previous, sample, "out_errors", "out_packets", same_run),
             in_discard_ratio=_share(previous, sample, "in_discards", "in_packets", same_run),
             out_discard_ratio=_share(previous, sample, "out_discards", "out_packets", same_run),
-        )
-        threshold = setting.saturation_threshold if setting else 0.9
-        for direction in ("receive", "transmit"):
-            utilization = status.utilization(direction)
-            if utilization is not None and elapsed and utilization >= threshold:
-                self._saturated[(sample.name, direction)] += elapsed
-        return replace(
-            status,
-            receive_saturated_seconds=self._saturated[(sample.name, "receive")],
-            transmit_saturated_seconds=self._saturated[(sample.name, "transmit")],
         )
 
     def _restart_hint(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
+import time
 import urllib.request
 import zlib
 from dataclasses import replace
@@ -223,8 +225,9 @@ def test_prerendered_devices_are_not_rendered_again_by_the_scrape(monkeypatch):
 
 
 def test_the_daemon_keeps_the_text_rendered_while_polls_go_on(monkeypatch):
-    """agent/daemon.py's prerender task: a device polled while it runs is rendered on the loop
-    before the next scrape, which then formats no device at all."""
+    """agent/daemon.py's prerender task, at a hub (scraped more often than each device is
+    polled): a device whose text a scrape read is rendered on the loop when it is polled, before
+    the next scrape, which then formats no device at all."""
     monkeypatch.setattr(daemon, "_PRERENDER_SECONDS", 0.01)
     state = _hub(3)
     registry = build_registry(state)
@@ -233,6 +236,7 @@ def test_the_daemon_keeps_the_text_rendered_while_polls_go_on(monkeypatch):
     async def polls_then_scrape() -> str:
         task = asyncio.create_task(daemon._keep_rendered(registry))
         await asyncio.sleep(0.05)
+        await asyncio.to_thread(_text, registry)  # a scrape reads every device's text
         state.devices["hub-001"].status = _router("hub-001", 24, 42)  # a poll
         state.devices["hub-001"].poll_duration = 3.5
         await asyncio.sleep(0.05)
@@ -245,6 +249,75 @@ def test_the_daemon_keeps_the_text_rendered_while_polls_go_on(monkeypatch):
     assert "erozgar_device_up" not in rendered
     assert 'erozgar_device_poll_duration_seconds{device="hub-001"} 3.5\n' in text
     assert _without_process(text) == _without_process(generate_latest(registry).decode())
+
+
+def _poll(state: AgentState, name: str, n: int) -> None:
+    """What a poll leaves: a new snapshot and its duration."""
+    state.devices[name].status = _router(name, 24, n)
+    state.devices[name].poll_duration = n / 100
+
+
+def test_a_device_polled_many_times_between_scrapes_is_rendered_for_the_scrapes_alone(
+    monkeypatch,
+):
+    """Polls every second, a scrape every minute: the text of most polls would be rendered for
+    nobody. Prerender renders a device's change only once a scrape read its text; the next
+    scrape asks the loop for the rest, and still sees the latest poll's values."""
+    monkeypatch.setattr(daemon, "_PRERENDER_SECONDS", 0.01)
+    state = _hub(3)
+    registry = build_registry(state)
+    rendered: list[str] = []  # the thread of each device's rendering
+    original = prometheus.render
+
+    def on_thread(families):
+        out = original(families)
+        if any(name == "erozgar_device_up" for name, _, _ in out):
+            rendered.append(threading.current_thread().name)
+        return out
+
+    monkeypatch.setattr(prometheus, "render", on_thread)
+
+    async def polls_between_scrapes() -> list[str]:
+        task = asyncio.create_task(daemon._keep_rendered(registry))
+        await asyncio.sleep(0.05)
+        texts = [await asyncio.to_thread(_text, registry)]
+        for scrape in range(2):
+            rendered.clear()
+            for n in range(10):
+                _poll(state, "hub-001", 10 * scrape + n + 1)
+                await asyncio.sleep(0.03)  # prerender's turns between polls
+            texts.append(await asyncio.to_thread(_text, registry))
+            assert 1 <= len(rendered) <= 2  # not once per poll
+            assert set(rendered) == {threading.main_thread().name}  # on the loop
+        task.cancel()
+        return texts
+
+    texts = asyncio.run(polls_between_scrapes())
+    assert 'erozgar_device_poll_duration_seconds{device="hub-001"} 0.1\n' in texts[1]
+    assert 'erozgar_device_poll_duration_seconds{device="hub-001"} 0.2\n' in texts[2]
+    assert _without_process(texts[2]) == _without_process(generate_latest(registry).decode())
+
+
+def test_a_scrape_the_busy_loop_does_not_answer_formats_the_latest_poll_itself(monkeypatch):
+    """The loop stuck in a long computation: after RENDER_WAIT_SECONDS the scrape formats the
+    device in its own thread rather than serve the text of an older poll."""
+    monkeypatch.setattr(prometheus, "RENDER_WAIT_SECONDS", 0.05)
+    state = _hub(2)
+    registry = build_registry(state)
+
+    async def scrape_while_blocked() -> str:
+        await registry.prerender()
+        await asyncio.to_thread(_text, registry)
+        _poll(state, "hub-001", 5)
+        await registry.prerender()  # read before: rendered
+        _poll(state, "hub-001", 7)  # nobody read the text of 5: left to the scrape
+        scrape = asyncio.ensure_future(asyncio.to_thread(_text, registry))
+        await asyncio.sleep(0.01)  # the scrape thread starts
+        time.sleep(0.3)  # the loop does not turn
+        return await scrape
+
+    text = asyncio.run(scrape_while_blocked())
+    assert 'erozgar_device_poll_duration_seconds{device="hub-001"} 0.07\n' in text
 
 
 def test_the_cached_text_is_held_compressed_and_a_gzip_scrape_is_one_member():
@@ -262,3 +335,37 @@ def test_the_cached_text_is_held_compressed_and_a_gzip_scrape_is_one_member():
     assert reader.decompress(body) == plain
     assert (reader.eof, reader.unused_data) == (True, b"")
     assert gzip.decompress(body) == plain
+
+
+def test_the_own_formatter_writes_what_prometheus_client_writes_for_awkward_families():
+    """exporters/exposition.py formats families itself (prometheus_client's Sample objects cost
+    about 4.4 us each): escapes, special values, timestamps, every type, OpenMetrics-only
+    samples, byte for byte as generate_latest writes them."""
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        InfoMetricFamily,
+        SummaryMetricFamily,
+    )
+
+    gauge = GaugeMetricFamily("erozgar_odd", 'Back\\slash,\nnew line "quoted"', labels=["b", "a"])
+    for n, value in enumerate((float("nan"), float("inf"), -float("inf"), 1e22, 1234567.0, -0.0)):
+        gauge.add_metric([f'x\\y\n"{n}"', "é ü"], value)
+    gauge.add_metric(["stamped", "z"], 2.5, timestamp=1.7e9 + 0.123)
+    counter = CounterMetricFamily("erozgar_bytes", "Bytes.", labels=["port"])
+    counter.add_metric(["Gi0/1"], 10**15)
+    created = CounterMetricFamily("erozgar_made", "With _created.", labels=["port"])
+    created.add_metric(["Gi0/1"], 3, created=1.7e9)
+    info = InfoMetricFamily("erozgar_thing", "Identity.", labels=["device"])
+    info.add_metric(["sw"], {"descr": 'Cisco "IOS"\\15'})
+    histogram = HistogramMetricFamily("erozgar_rtt_seconds", "RTT.", labels=["target"])
+    histogram.add_metric(["gw"], [("0.005", 1), ("+Inf", 3)], 0.02)
+    summary = SummaryMetricFamily("erozgar_poll_seconds", "Polls.", labels=["device"])
+    summary.add_metric(["sw"], 4, 1.5)
+    unlabelled = GaugeMetricFamily("erozgar_plain", "No labels.", value=7)
+    families = [gauge, counter, created, info, histogram, summary, unlabelled]
+    for family in families:
+        ((_, header, samples),) = exposition.render([family])
+        written = exposition.unpack(header) + exposition.unpack(samples)
+        assert written == generate_latest(exposition._One(family)), family.name

@@ -166,3 +166,17 @@ def test_any_answer_reads_as_pyasn1_wrote_it(varbinds: list) -> None:
     assert [type(value) for _, value in message.varbinds] == [
         type(plain(raw)) for _, raw in varbinds
     ]
+
+
+def test_names_decoded_before_read_the_same_and_the_cache_stays_bounded(monkeypatch) -> None:
+    """Varbind names are kept decoded between polls (the same columns every poll), up to a
+    bound: a walk of more distinct names than that still reads every name right."""
+    monkeypatch.setattr(ber, "_KNOWN_OIDS", 50)
+    monkeypatch.setattr(ber, "_known_oids", {})
+    rows = [
+        ((1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 10000 + n), rfc1902.Counter64(n)) for n in range(120)
+    ]
+    first = ber.decode_message(pyasn1_response(rows)).varbinds
+    again = ber.decode_message(pyasn1_response(rows)).varbinds
+    assert first == again == [(oid, Counter64(n)) for n, (oid, _) in enumerate(rows)]
+    assert 0 < len(ber._known_oids) <= 50
