@@ -3,7 +3,8 @@
 
     fix-venv-paths.py STAGED_VENV FINAL_VENV
 
-pip writes the staging path into the console scripts' `#!` lines and venv into pyvenv.cfg;
+pip writes the staging path into the console scripts' `#!` lines (a `/bin/sh` trampoline when
+that path is too long for one) and venv into pyvenv.cfg;
 the package must carry the final one. The scripts' RECORD entries get the new hashes, and
 files the build deleted (direct_url.json, which names the build directory) leave RECORD:
 RECORD describes the files as shipped and names no build path, so two builds give the same
@@ -19,6 +20,10 @@ import io
 import sys
 from pathlib import Path
 
+# What pip (distlib) writes instead of a `#!` line when the interpreter's path is longer than
+# one may be (127 bytes): a /bin/sh line, then `'''exec' PYTHON "$0" "$@"` and `' '''`.
+TRAMPOLINE = b"#!/bin/sh\n'''exec' "
+
 
 def record_hash(data: bytes) -> str:
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
@@ -32,6 +37,8 @@ def fix_scripts(venv: Path, final: str) -> dict[str, bytes]:
         if script.is_symlink() or not script.is_file():
             continue
         data = script.read_bytes()
+        if data.startswith(TRAMPOLINE):  # its 3 lines stand for one `#!` line
+            data = b"#!python\n" + data.split(b"\n", 3)[3]
         first, newline, rest = data.partition(b"\n")
         if first.startswith(b"#!") and b"python" in first:
             data = f"#!{final}/bin/python3".encode() + newline + rest
