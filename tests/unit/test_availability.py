@@ -4,11 +4,11 @@ crashes and clock steps (agent/ledger.py, agent/checks/availability.py)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
 from agent.checks.availability import AvailabilityCheck
+from agent.checks.capacity import CapacityResult
 from agent.checks.service import CAUSES, Loss, ServiceStatus, Supply
 from agent.ledger import LEDGER_FILE, CapacityRecord, Ledger, OutageRecord
 
@@ -148,28 +148,11 @@ def test_a_clock_set_back_at_start_puts_no_gap_on_record(tmp_path: Path) -> None
     assert outages(tmp_path) == []
 
 
-@dataclass(frozen=True)
-class CapacityResult:  # the capacity check's result, as the ledger takes it
-    link: str
-    isp: str | None
-    finished: float
-    method: str
-    download_bps: float | None
-    upload_bps: float | None
-    loaded_latency_seconds: float | None
-    contract_down_bps: float | None
-    contract_up_bps: float | None
-    bytes: int
-    error: str | None
-
-
 def test_the_ledger_skips_a_torn_line_reads_an_outage_once_and_compacts(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / LEDGER_FILE)
     old = OutageRecord(WALL - 500 * 86400, 60.0, "isp", "wan", "ptcl", "PTCL")
     new = OutageRecord(WALL, 60.0, "power", "device", device="sw-floor1")
-    test = CapacityResult(
-        "ptcl", "PTCL", WALL + 5, "iperf3", 95e6, 19e6, 0.04, 100e6, 20e6, 9, None
-    )
+    test = CapacityResult("ptcl", "PTCL", WALL + 5, "iperf3", 95e6, 19e6, 0.04, 100e6, 20e6, 9, "")
     for record in (old, new, new, CapacityRecord.of(test)):
         assert ledger.append(record)
     with open(ledger.path, "a") as handle:
