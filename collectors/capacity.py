@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .http_probe import parse_head, request_head
 from .probe import UNBOUND, Binding, ProbeTarget, probe
 from .readings import PollError
 
@@ -270,13 +271,11 @@ async def _connect(
 
 async def _status(reader: asyncio.StreamReader) -> int:
     """The response's status code; the headers are read and dropped."""
-    line = await reader.readline()
-    fields = line.decode("latin-1").split()
-    while (await reader.readline()).strip():
-        pass
-    if len(fields) < 2 or not fields[1].isdigit():
-        raise PollError("error", f"not an HTTP response: {line[:80]!r}")
-    return int(fields[1])
+    head = await reader.readuntil(b"\r\n\r\n")
+    try:
+        return parse_head(head[:-4])[0]
+    except ValueError as exc:
+        raise PollError("error", f"not an HTTP response: {exc}") from None
 
 
 def _unsent(writer: asyncio.StreamWriter) -> int:
@@ -304,7 +303,7 @@ async def _http(
         return _Leg(None, 0, f"{url}: {exc}")
     except TimeoutError:
         return _Leg(None, 0, f"{url}: no answer within {duration + _CONNECT_SECONDS:g} s")
-    except (OSError, asyncio.IncompleteReadError) as exc:
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
         return _Leg(None, 0, f"{url}: {getattr(exc, 'strerror', None) or type(exc).__name__}")
     finally:
         if writer is not None:
@@ -321,10 +320,7 @@ async def _download(
     duration: float,
     cap: int,
 ) -> _Leg:
-    writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: erozgar-agent\r\n"
-        "Connection: close\r\n\r\n".encode()
-    )
+    writer.write(request_head(host, None, path))
     async with asyncio.timeout(duration + _CONNECT_SECONDS):
         status = await _status(reader)
         if status != 200:
@@ -352,10 +348,11 @@ async def _upload(
     cap: int,
 ) -> _Leg:
     writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: erozgar-agent\r\n"
-        f"Content-Type: application/octet-stream\r\nContent-Length: {cap}\r\n"
-        "Connection: close\r\n\r\n".encode()
-    )
+        request_head(
+            host, None, path, "POST",
+            f"Content-Type: application/octet-stream\r\nContent-Length: {cap}\r\n",
+        )
+    )  # fmt: skip
     block = os.urandom(_CHUNK)  # incompressible, should anything on the path compress
     written, started = 0, time.monotonic()
     with contextlib.suppress(TimeoutError):

@@ -70,13 +70,16 @@ class HttpReading:
         return sum(seconds for phase, seconds in self.phases if phase != "transfer")
 
 
-def _request(host: str, port: int | None, path: str) -> bytes:
+def request_head(
+    host: str, port: int | None, path: str, method: str = "GET", headers: str = ""
+) -> bytes:
+    """One HTTP/1.1 request's head, `Connection: close`; `headers`: more CRLF-ended lines."""
     authority = host if ":" not in host else f"[{host}]"
     if port is not None:
         authority += f":{port}"
     return (
-        f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {_USER_AGENT}\r\n"
-        "Accept: */*\r\nConnection: close\r\n\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {_USER_AGENT}\r\n"
+        f"Accept: */*\r\n{headers}Connection: close\r\n\r\n"
     ).encode("ascii")
 
 
@@ -136,7 +139,7 @@ async def fetch_url(
                 cert = writer.get_extra_info("peercert") or {}
                 if "notAfter" in cert:
                     expiry = float(ssl.cert_time_to_seconds(cert["notAfter"]))
-            writer.write(_request(host, url.port, (url.path or "/") + _query(url.query)))
+            writer.write(request_head(host, url.port, (url.path or "/") + _query(url.query)))
             head = await reader.readuntil(b"\r\n\r\n")
             lap("processing")
             status, headers = parse_head(head[:-4])
