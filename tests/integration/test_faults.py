@@ -30,6 +30,24 @@ from .test_agent_process import LoopThread, closed_tcp_port, get, samples, scrap
 pytestmark = pytest.mark.integration
 COMMUNITY = "faults-community-secret"
 FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def stepped_clock(directory: Path) -> tuple[Path, dict[str, str]]:
+    """(offset file, environment) for a process whose wall clock steps when the file is
+    rewritten (`+1h`, `-2h`) while its monotonic clock runs on, as in an NTP step."""
+    if not FAKETIME_LIB.exists():
+        missing("libfaketime not found: apt-get install -y faketime")
+    offset = directory / "faketime"
+    offset.write_text("+0\n")
+    return offset, {
+        "LD_PRELOAD": str(FAKETIME_LIB),
+        "FAKETIME_TIMESTAMP_FILE": str(offset),
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # libfaketime 0.9.10 reads this name,
+        "DONT_FAKE_MONOTONIC": "1",  # older ones this one
+    }
+
+
 RX_BPS = 40e6
 # A 1 s interval measured by when each answer arrives: tens of ms of jitter are several percent.
 # A false rate from a clock jump or a restart would be off by orders of magnitude.
@@ -434,13 +452,10 @@ def test_snmpd_restarted(tmp_path: Path) -> None:
 def test_clock_jumps_forward_and_back(tmp_path: Path) -> None:
     """The box's wall clock jumps an hour forward, then two hours back (libfaketime, monotonic
     left alone as the kernel does): polls go on at their pace, rates stay true, no crash."""
-    if not FAKETIME_LIB.exists():
-        missing("libfaketime not found: apt-get install -y faketime")
+    offset, env = stepped_clock(tmp_path)
     loop = LoopThread()
     router = SimulatedRouter("r", [SimInterface("ether1", 1e9, RX_BPS, 1e6)], community=COMMUNITY)
     router_port = loop.run(router.start("127.0.0.1", 0))[1]
-    offset = tmp_path / "faketime"
-    offset.write_text("+0\n")
     config = {
         "site": {"id": "FLT-003"},
         "state_dir": str(tmp_path),
@@ -455,12 +470,6 @@ def test_clock_jumps_forward_and_back(tmp_path: Path) -> None:
             }
         ],
         "modbus": [{"name": "dead", "address": f"127.0.0.1:{closed_tcp_port()}", "interval": 0.5}],
-    }
-    env = {
-        "LD_PRELOAD": str(FAKETIME_LIB),
-        "FAKETIME_TIMESTAMP_FILE": str(offset),
-        "FAKETIME_NO_CACHE": "1",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
     agent_port, process = start_agent(config, tmp_path, env)
     centre = Centre(loop, agent_port, process)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import missing
-from .test_faults import FAKETIME_LIB, start_agent, stop_agent
+from .test_faults import start_agent, stepped_clock, stop_agent
 from .test_service_loss import Samples, key, samples
 
 pytestmark = pytest.mark.integration
@@ -72,17 +71,7 @@ def lost(got: Samples, cause: str) -> float:
 def test_an_isp_outage_and_the_agents_own_gap_survive_ntp_steps_and_restarts(
     tmp_path: Path,
 ) -> None:
-    if not FAKETIME_LIB.exists():
-        missing("libfaketime not found: apt-get install -y faketime")
-    offset = tmp_path / "faketime"
-    offset.write_text("+0\n")
-    env = {
-        "LD_PRELOAD": str(FAKETIME_LIB),
-        "FAKETIME_TIMESTAMP_FILE": str(offset),
-        "FAKETIME_NO_CACHE": "1",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        "DONT_FAKE_MONOTONIC": "1",
-    }
+    offset, env = stepped_clock(tmp_path)
     isp = IspLine()
     config = {
         "site": {"id": "LDG-001"},

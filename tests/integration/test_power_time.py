@@ -14,9 +14,8 @@ import pytest
 
 from simulators.ups import SimulatedUps
 
-from .conftest import missing
 from .test_agent_process import LoopThread, get
-from .test_faults import FAKETIME_LIB, Centre, start_agent, stop_agent, up
+from .test_faults import Centre, start_agent, stepped_clock, stop_agent, up
 
 pytestmark = pytest.mark.integration
 
@@ -70,17 +69,7 @@ def on_battery(found: dict) -> float | None:
 
 
 def test_ntp_step_in_a_cut_leaves_one_outage_of_the_right_length(tmp_path: Path) -> None:
-    if not FAKETIME_LIB.exists():
-        missing("libfaketime not found: apt-get install -y faketime")
-    offset = tmp_path / "faketime"
-    offset.write_text("+0\n")
-    env = {
-        "LD_PRELOAD": str(FAKETIME_LIB),
-        "FAKETIME_TIMESTAMP_FILE": str(offset),
-        "FAKETIME_NO_CACHE": "1",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # libfaketime 0.9.10 reads this name,
-        "DONT_FAKE_MONOTONIC": "1",  # older ones this one
-    }
+    offset, env = stepped_clock(tmp_path)
     ups = SimulatedUps("apc-smart-ups", load_w=300.0)
     centre = run_agent(tmp_path, ups, env)
     try:
