@@ -75,8 +75,16 @@ def test_prometheus_scrapes_every_sample(hub_endpoint: tuple[int, int], tmp_path
     with running(argv, tmp_path / "prometheus.log", f"{api}/-/ready"):
         target = _scraped(api, port)
         assert (target["health"], target["lastError"]) == ("up", "")
-        result = json.loads(http_get(f"{api}/api/v1/query?query=scrape_samples_scraped"))
-    assert float(result["data"]["result"][0]["value"][1]) == samples
+        # the target's status may be updated before its samples can be queried
+        deadline = time.monotonic() + 10
+        while not (
+            result := json.loads(http_get(f"{api}/api/v1/query?query=scrape_samples_scraped"))[
+                "data"
+            ]["result"]
+        ):
+            assert time.monotonic() < deadline, "scrape_samples_scraped never queryable"
+            time.sleep(0.2)
+    assert float(result[0]["value"][1]) == samples
 
 
 def test_vmagent_scrapes_every_sample(hub_endpoint: tuple[int, int], tmp_path: Path) -> None:
