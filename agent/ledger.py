@@ -9,8 +9,8 @@ is skipped (and counted) when read, every line before it stands. Two record type
   outage negative or huge), the cause (power, isp, lan, agent), and the link (with its ISP),
   device and interface it struck. `id` is the start and the loss's key: an outage written twice
   (closed at restart after a crash that came just after it was written) is read once.
-- "capacity": one capacity test (CapacityRecord, the same fields as the capacity check's
-  CapacityResult), for the monthly report.
+- "capacity": one capacity test, the capacity check's CapacityResult as it finished, for the
+  monthly report.
 
 Bounded: `compact` rewrites the file (atomically, as agent/persist.py does) without the records
 that ended more than KEEP_SECONDS ago; the agent compacts at start and once a day. Reading is
@@ -24,10 +24,11 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from .checks.capacity import CapacityResult
 from .persist import replace_atomically
 
 log = logging.getLogger(__name__)
@@ -63,32 +64,10 @@ class OutageRecord:
         return self.link == link or self.kind == "site"
 
 
-@dataclass(frozen=True, slots=True)
-class CapacityRecord:
-    """One capacity test, as the capacity check's CapacityResult has it (same field names)."""
-
-    link: str
-    isp: str | None
-    finished: float  # Unix time
-    method: str  # iperf3 | http
-    download_bps: float | None
-    upload_bps: float | None
-    loaded_latency_seconds: float | None
-    contract_down_bps: float | None
-    contract_up_bps: float | None
-    bytes: int
-    error: str | None
-
-    @classmethod
-    def of(cls, result: object) -> CapacityRecord:
-        """From a CapacityResult (or anything with these attributes)."""
-        return cls(**{f.name: getattr(result, f.name) for f in fields(cls)})
-
-
-Record = OutageRecord | CapacityRecord
-_TYPES: dict[str, type[OutageRecord] | type[CapacityRecord]] = {
+Record = OutageRecord | CapacityResult
+_TYPES: dict[str, type[OutageRecord] | type[CapacityResult]] = {
     "outage": OutageRecord,
-    "capacity": CapacityRecord,
+    "capacity": CapacityResult,
 }
 
 
@@ -131,15 +110,20 @@ class Ledger:
 
     def records(self) -> Iterator[Record]:
         """Every record, oldest first, each outage once."""
+        return self._parsed(self._lines())
+
+    def _lines(self) -> list[str]:
         try:
             with open(self.path, encoding="utf-8") as handle:
-                lines = handle.readlines()
+                return handle.readlines()
         except FileNotFoundError:
-            return
+            return []
         except OSError as exc:
             self.errors["read"] += 1
             log.error("ledger %s cannot be read (%s)", self.path, exc.strerror)
-            return
+            return []
+
+    def _parsed(self, lines: list[str]) -> Iterator[Record]:
         seen: set[str] = set()
         for line in lines:
             record = _parse(line)
@@ -152,10 +136,10 @@ class Ledger:
                 seen.add(record.id)
             yield record
 
-    def between(self, start: float, end: float) -> tuple[list[OutageRecord], list[CapacityRecord]]:
+    def between(self, start: float, end: float) -> tuple[list[OutageRecord], list[CapacityResult]]:
         """Outages that overlap [start, end) and capacity tests finished in it."""
         outages: list[OutageRecord] = []
-        tests: list[CapacityRecord] = []
+        tests: list[CapacityResult] = []
         for record in self.records():
             if isinstance(record, OutageRecord):
                 if record.start < end and record.end > start:
@@ -166,17 +150,11 @@ class Ledger:
 
     def compact(self, now: float, keep_seconds: float = KEEP_SECONDS) -> None:
         """Drop records that ended more than `keep_seconds` before `now`."""
-        if not self.path.exists():
-            return
+        lines = self._lines()
         horizon = now - keep_seconds
-        kept = [r for r in self.records() if _ended(r) >= horizon]
-        try:
-            with open(self.path, "rb") as handle:
-                lines = sum(1 for _ in handle)
-        except OSError:
-            return  # records() logged it
-        if lines == len(kept):
-            return  # nothing to drop: no rewrite (a flash card's writes are finite)
+        kept = [r for r in self._parsed(lines) if _ended(r) >= horizon]
+        if len(lines) == len(kept):
+            return  # nothing to drop (nor a file): no rewrite (a flash card's writes are finite)
         try:
             replace_atomically(self.path, "".join(_line(r) for r in kept))
         except OSError as exc:

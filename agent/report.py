@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .ledger import LEDGER_CAUSES, CapacityRecord, Ledger, OutageRecord
+from .ledger import LEDGER_CAUSES, Ledger, OutageRecord
 
 COLOURS = {"power": "#d97706", "isp": "#dc2626", "lan": "#2563eb", "agent": "#6b7280"}
 
@@ -153,7 +153,7 @@ def from_ledger(
             t.upload_bps,
             t.contract_down_bps,
             t.contract_up_bps,
-            _ratio(t),
+            t.ratio("download"),
             t.error or t.method,
         )
         for t in sorted(tests, key=lambda t: t.finished)
@@ -168,12 +168,6 @@ def from_ledger(
         capacity,
         f"the centre's outage ledger ({ledger.path})",
     )
-
-
-def _ratio(test: CapacityRecord) -> float | None:
-    if test.download_bps is None or not test.contract_down_bps:
-        return None
-    return test.download_bps / test.contract_down_bps
 
 
 def _when(unix: float, tz: tzinfo) -> str:

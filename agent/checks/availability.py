@@ -47,11 +47,11 @@ from ..ledger import (
     KEEP_SECONDS,
     LEDGER_CAUSES,
     LEDGER_FILE,
-    CapacityRecord,
     Ledger,
     OutageRecord,
 )
 from ..persist import JsonStateFile
+from .capacity import CapacityResult
 from .service import SETTLE_SECONDS, ServiceStatus, Supply
 
 log = logging.getLogger(__name__)
@@ -149,10 +149,10 @@ class AvailabilityCheck:
             numbers = isinstance(lost.start, int | float) and isinstance(lost.counted, int | float)
             if numbers and lost.kind != "site" and lost.counted >= self.settle_seconds:
                 self.ledger.append(lost.record(lost.counted))
+        self._links_of(links)
         last = saved.get("wall")
         if isinstance(last, int | float):
             self._gap(float(last), wall, bool(saved.get("running_out")), links)
-        self._links_of(links)
         self._save(now, wall)
         self._compact(now, wall)
 
@@ -174,7 +174,7 @@ class AvailabilityCheck:
         self.ledger.append(OutageRecord(last, gap, cause, "site"))
         self._site[cause] += gap
         for link in links:
-            self._links.setdefault(link, dict.fromkeys(LEDGER_CAUSES, 0.0))[cause] += gap
+            self._links[link][cause] += gap
 
     def update(
         self,
@@ -218,10 +218,10 @@ class AvailabilityCheck:
         self._compact(now, wall)
         return self.totals(links)
 
-    def record_capacity(self, result: object) -> bool:
-        """The seam for the capacity check: each finished test (a CapacityResult) goes into the
-        ledger, for the monthly report."""
-        return self.ledger.append(CapacityRecord.of(result))
+    def record_capacity(self, result: CapacityResult) -> bool:
+        """The seam for the capacity check: each finished test goes into the ledger, for the
+        monthly report."""
+        return self.ledger.append(result)
 
     def stop(self, now: float, wall: float) -> None:
         """A clean stop: every loss going on ends now."""

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.ledger import LEDGER_FILE, CapacityRecord, Ledger, OutageRecord
+from agent.checks.capacity import CapacityResult
+from agent.ledger import LEDGER_FILE, Ledger, OutageRecord
 from tests.report_page import parse
 
 from .conftest import require
@@ -35,8 +36,8 @@ OUTAGES = [
     OutageRecord(at(12, 9), 20 * 60, "lan", "device", device="sw-floor1"),
     OutageRecord(at(1, 0) - 7200, 3600, "isp", "wan", "ptcl", "PTCL", "core-router", "ether1"),
 ]
-TEST = CapacityRecord(
-    "ptcl", "PTCL", at(4, 3), "iperf3", 82e6, 19.5e6, 0.045, 100e6, 20e6, 1_500_000_000, None
+TEST = CapacityResult(
+    "ptcl", "PTCL", at(4, 3), "iperf3", 82e6, 19.5e6, 0.045, 100e6, 20e6, 1_500_000_000, ""
 )
 
 

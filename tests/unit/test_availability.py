@@ -10,7 +10,7 @@ from types import MappingProxyType
 from agent.checks.availability import AvailabilityCheck
 from agent.checks.capacity import CapacityResult
 from agent.checks.service import CAUSES, Loss, ServiceStatus, Supply
-from agent.ledger import LEDGER_FILE, CapacityRecord, Ledger, OutageRecord
+from agent.ledger import LEDGER_FILE, Ledger, OutageRecord
 
 LINKS = {"ptcl": "PTCL", "nayatel": "Nayatel"}
 WALL = 1_780_000_000.0  # some Unix time in 2026
@@ -153,15 +153,15 @@ def test_the_ledger_skips_a_torn_line_reads_an_outage_once_and_compacts(tmp_path
     old = OutageRecord(WALL - 500 * 86400, 60.0, "isp", "wan", "ptcl", "PTCL")
     new = OutageRecord(WALL, 60.0, "power", "device", device="sw-floor1")
     test = CapacityResult("ptcl", "PTCL", WALL + 5, "iperf3", 95e6, 19e6, 0.04, 100e6, 20e6, 9, "")
-    for record in (old, new, new, CapacityRecord.of(test)):
+    for record in (old, new, new, test):
         assert ledger.append(record)
     with open(ledger.path, "a") as handle:
         handle.write('{"type":"outage","start":"x","seconds":1,"cause":"isp","kind":"wan"}\n')
         handle.write('{"type":"outage","start":17')  # the power went mid-write
-    assert list(ledger.records()) == [old, new, CapacityRecord.of(test)]
+    assert list(ledger.records()) == [old, new, test]
     assert ledger.errors["torn"] == 2
     ledger.compact(WALL + 10)
-    assert list(ledger.records()) == [new, CapacityRecord.of(test)]
+    assert list(ledger.records()) == [new, test]
     lines = ledger.path.read_text().splitlines()
     assert [json.loads(line)["type"] for line in lines] == ["outage", "capacity"]
     outages_in, tests_in = ledger.between(WALL - 30, WALL + 30)
@@ -195,7 +195,7 @@ def test_a_capacity_result_goes_into_the_ledger_for_the_report(tmp_path: Path) -
     check = AvailabilityCheck(tmp_path)
     test = CapacityResult("ptcl", None, WALL, "http", 40e6, None, None, 100e6, None, 5, "no up")
     assert check.record_capacity(test)
-    assert list(Ledger(tmp_path / LEDGER_FILE).records()) == [CapacityRecord.of(test)]
+    assert list(Ledger(tmp_path / LEDGER_FILE).records()) == [test]
 
 
 def test_a_saved_state_that_makes_no_sense_starts_afresh(tmp_path: Path) -> None:
