@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
-from .http_probe import parse_head, request_head
+from .http_probe import open_stream, parse_head, request_head, resolve
 from .probe import UNBOUND, Binding, ProbeTarget, probe
 from .readings import PollError
 
@@ -240,28 +240,18 @@ async def _connect(
     host = parts.hostname or ""
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
-    loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
+        address = await resolve(host, port, bind.family)
     except socket.gaierror as exc:
         raise PollError("unreachable", f"cannot resolve {host} ({exc.strerror})") from None
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    bind.bind(sock, infos[0][4][0])
-    sock.setblocking(False)
     try:
         async with asyncio.timeout(_CONNECT_SECONDS):
-            await loop.sock_connect(sock, infos[0][4])
-            reader, writer = await asyncio.open_connection(
-                sock=sock, ssl=ssl.create_default_context() if tls else None,
-                server_hostname=host if tls else None,
-            )  # fmt: skip
+            reader, writer = await open_stream(address, port, host, tls, bind)
     except TimeoutError:
-        sock.close()
         raise PollError(
             "timeout", f"{host}:{port}: no connection within {_CONNECT_SECONDS:g} s"
         ) from None
     except (OSError, ssl.SSLError) as exc:
-        sock.close()
         raise PollError(
             "unreachable", f"{host}:{port}: {getattr(exc, 'strerror', None) or exc}"
         ) from None

@@ -24,6 +24,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -118,21 +119,10 @@ async def fetch_url(
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
-            loop = asyncio.get_running_loop()
-            address = await _resolve(host, port, binding.family)
+            address = await resolve(host, port, binding.family)
             lap("resolve")
-            sock = binding.socket(address, "tcp")
-            try:
-                await loop.sock_connect(sock, (address, port))
-            except BaseException:
-                sock.close()
-                raise
-            lap("connect")
-            reader, writer = await asyncio.open_connection(
-                sock=sock,
-                ssl=_context(target.ca_file) if secure else None,
-                server_hostname=host if secure else None,
-                limit=_HEAD_BYTES,
+            reader, writer = await open_stream(
+                address, port, host, secure, binding, target.ca_file, lambda: lap("connect")
             )
             lap("tls")
             if secure:
@@ -174,9 +164,9 @@ async def fetch_url(
     )
 
 
-async def _resolve(host: str, port: int, family: int) -> str:
+async def resolve(host: str, port: int, family: int) -> str:
     """The address to connect to: the host itself if it is one (no lookup, so resolve takes
-    no time), else the first the box's resolver gives of `family`."""
+    no time), else the first the box's resolver gives of `family` (a Binding's)."""
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
@@ -184,6 +174,34 @@ async def _resolve(host: str, port: int, family: int) -> str:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
     return str(infos[0][4][0])
+
+
+async def open_stream(
+    address: str,
+    port: int,
+    host: str,
+    secure: bool,
+    binding: Binding,
+    ca_file: str | None = None,
+    connected: Callable[[], None] = lambda: None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A stream to `address`:`port` from a socket bound as the link's probes are, TLS to `host`
+    (verified against the system's CAs or `ca_file`) when `secure`. `connected` is called once
+    TCP is up, before the handshake. The HTTP probe and the capacity test's HTTP legs both
+    connect here."""
+    sock = binding.socket(address, "tcp")
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (address, port))
+    except BaseException:
+        sock.close()
+        raise
+    connected()
+    return await asyncio.open_connection(
+        sock=sock,
+        ssl=_context(ca_file) if secure else None,
+        server_hostname=host if secure else None,
+        limit=_HEAD_BYTES,
+    )
 
 
 @functools.lru_cache(maxsize=16)

@@ -23,7 +23,6 @@ import asyncio
 import datetime
 import logging
 import shutil
-import socket
 import statistics
 import time
 import zlib
@@ -264,12 +263,13 @@ async def endpoint_step(link: LinkSettings) -> tuple[Status, str, str]:
 
 async def _answers(link: LinkSettings, host: str, port: int) -> str:
     """Why a TCP connect to host:port through the link fails; empty when it succeeds."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        link.binding.bind(sock, "0.0.0.0")  # an IPv4 socket, as the tests use: the IPv4 source
-        sock.setblocking(False)
+        sock = link.binding.socket(host, "tcp")  # of the host's family (a name: IPv4)
+    except PollError as exc:
+        return str(exc)
+    try:
         await knock(host, port, _CONNECT_SECONDS, sock)
-    except (PollError, ConnectError) as exc:
+    except ConnectError as exc:
         return str(exc)
     finally:
         sock.close()
